@@ -1,0 +1,53 @@
+"""`voxhome`: the command line. argparse → Settings → the chosen command.
+
+Each command lives in its own module under `device/cli/` with `register(subparsers)`; this file
+only assembles them, sets up logging and turns a `VoxError` into one clear line and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+
+from device.errors import VoxError
+
+# One module per top-level command; each exposes register(subparsers).
+COMMANDS: tuple[str, ...] = (
+    "device.cli.listen",
+    "device.cli.run",
+    "device.cli.bench",
+    "device.cli.models",
+    "device.cli.sim",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="voxhome", description="voxhome smart-speaker firmware")
+    parser.add_argument("--config", metavar="PATH", help="config file (default /etc/voxhome/config.toml)")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMANDS:
+        importlib.import_module(name).register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    level = logging.WARNING - 10 * min(args.verbose, 2)
+    # Logs go to stderr (the journal under systemd); stdout carries the commands' JSON lines.
+    logging.basicConfig(level=level, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.func(args) or 0)
+    except VoxError as err:
+        print(f"voxhome: error [{err.code}]: {err.message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Benchmarks and evaluations (`voxhome bench <name>`): numbers printed beside a peer's, same run."""

@@ -1,0 +1,1 @@
+"""One module per `voxhome` command; see device/__main__.py."""

@@ -1,0 +1,20 @@
+"""`voxhome bench NAME`: benchmarks that print our numbers beside a peer's, measured in one run."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from device.cli.group import register_group
+
+BENCHES = {
+    "frontend": "device.bench.frontend",
+    "wake": "device.bench.wake_eval",
+    "asr": "device.bench.asr",
+    "intent": "device.bench.intent",
+    "cloud": "device.bench.cloud",
+    "aec": "device.bench.aec",
+}
+
+
+def register(sub: Any) -> None:
+    register_group(sub, "bench", "run a benchmark or evaluation", BENCHES)

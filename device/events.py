@@ -1,0 +1,184 @@
+"""The vocabulary: every value that flows through voxhome is one of these frozen dataclasses.
+
+Two lanes (see STYLE.md): `AudioChunk` is the data lane and may be dropped (barge-in flushes it);
+everything else is the control lane and is never dropped. Timestamps are audio time in
+milliseconds since the stream started, never wall-clock time, so decisions are reproducible
+from a file. Inside the process dispatch with `match`; serialize only at the edges (`to_json`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from dataclasses import dataclass
+from typing import Any
+
+SAMPLE_RATE = 16000
+SAMPLE_WIDTH = 2
+CHANNELS = 1
+
+
+@dataclass(frozen=True, slots=True)
+class AudioChunk:
+    """A run of s16le samples and where it starts in audio time."""
+
+    audio: bytes
+    timestamp_ms: int = 0
+    rate: int = SAMPLE_RATE
+    width: int = SAMPLE_WIDTH
+    channels: int = CHANNELS
+
+    @property
+    def samples(self) -> int:
+        return len(self.audio) // (self.width * self.channels)
+
+    @property
+    def duration_ms(self) -> float:
+        return 1000.0 * self.samples / self.rate
+
+    @property
+    def end_ms(self) -> int:
+        return self.timestamp_ms + round(self.duration_ms)
+
+
+@dataclass(frozen=True, slots=True)
+class AudioStop:
+    """The source ended (end of a file); the run winds down."""
+
+    timestamp_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class Detection:
+    """A wake word was heard: which, how sure, and when its audio ended."""
+
+    word: str
+    score: float
+    timestamp_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class VoiceStarted:
+    timestamp_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class VoiceStopped:
+    """End of the spoken command; `audio` is the whole utterance, pre-roll included."""
+
+    timestamp_ms: int
+    start_ms: int
+    audio: bytes
+    reason: str = "silence"
+    """'silence' (end of speech found) or 'max_length' (cut at the cap)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ListenTimeout:
+    """Nobody spoke after the wake word."""
+
+    timestamp_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class Transcript:
+    text: str
+    timestamp_ms: int = 0
+    confidence: float = 1.0
+    command: str | None = None
+    """Best candidate of the home's command grammar (constrained decoding), if any."""
+    command_confidence: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    name: str
+    arguments: dict[str, Any]
+    call_id: str = ""
+    source: str = "local"
+    """'local' (our own understanding) or 'cloud' (the realtime model)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ToolResult:
+    call_id: str
+    name: str
+    status: str
+    """'ok', 'unconfirmed', 'needs_confirmation', 'error'."""
+    data: dict[str, Any]
+    message: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Say:
+    """Speak a prompt (by id) or a sentence locally."""
+
+    prompt: str | None = None
+    text: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Interrupted:
+    """Barge-in: stop playback now, drop queued audio, cancel the reply."""
+
+    timestamp_ms: int
+    reason: str = "wake"
+
+
+@dataclass(frozen=True, slots=True)
+class Error:
+    code: str
+    message: str
+    timestamp_ms: int = 0
+
+
+class PipelineStage(enum.StrEnum):
+    WAKE_WORD = "wake_word"
+    STT = "stt"
+    INTENT = "intent"
+    CLOUD = "cloud"
+    TTS = "tts"
+
+
+@dataclass(frozen=True, slots=True)
+class SpeechProbability:
+    """Silero VAD's verdict on one window of audio (the VAD runs only after a wake word)."""
+
+    timestamp_ms: int
+    """Where the window starts."""
+    duration_ms: int
+    probability: float
+
+    @property
+    def end_ms(self) -> int:
+        return self.timestamp_ms + self.duration_ms
+
+
+def to_json(event: object) -> dict[str, Any]:
+    """The edge serialization: a `type` field plus the event's fields; audio is summarised."""
+    if not dataclasses.is_dataclass(event) or isinstance(event, type):
+        raise TypeError(f"not an event: {event!r}")
+    out: dict[str, Any] = {"type": _TYPE_NAMES.get(type(event), type(event).__name__)}
+    for f in dataclasses.fields(event):
+        value = getattr(event, f.name)
+        if isinstance(value, bytes):
+            out[f"{f.name}_ms"] = round(1000 * len(value) / (SAMPLE_RATE * SAMPLE_WIDTH))
+            continue
+        out[f.name] = value
+    return out
+
+
+_TYPE_NAMES: dict[type, str] = {
+    Detection: "wake",
+    VoiceStarted: "speech_start",
+    VoiceStopped: "speech_end",
+    ListenTimeout: "timeout",
+    AudioStop: "audio_stop",
+    Transcript: "transcript",
+    ToolCall: "tool_call",
+    ToolResult: "tool_result",
+    Say: "say",
+    Interrupted: "interrupted",
+    Error: "error",
+    SpeechProbability: "vad",
+}

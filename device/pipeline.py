@@ -1,0 +1,127 @@
+"""The listening state machine: pure, fed one event at a time, no I/O, no clock, no asyncio.
+
+    IDLE ──Detection──▶ LISTENING ──VoiceStarted──▶ (speaking) ──VoiceStopped──▶ IDLE
+                            └────────────ListenTimeout (nobody spoke)───────────────▶ IDLE
+
+While IDLE only the wake words run; `wants_vad` tells the front end to run the VAD only while
+LISTENING, so the always-on cost is the wake words alone. A ring buffer of `preroll_ms` audio is
+kept while idle and becomes the start of the utterance, so a command spoken straight after the
+wake word (before the detection fired) keeps its first syllable.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from collections import deque
+
+from device.events import (
+    AudioChunk,
+    AudioStop,
+    Detection,
+    ListenTimeout,
+    SpeechProbability,
+    VoiceStarted,
+    VoiceStopped,
+)
+from device.segmenter import Ended, Segmenter, Started, TimedOut
+from device.settings import VadSettings
+
+_LOGGER = logging.getLogger(__name__)
+
+Event = object
+
+
+class State(enum.Enum):
+    IDLE = "idle"
+    LISTENING = "listening"
+
+
+class Pipeline:
+    def __init__(self, vad: VadSettings) -> None:
+        self._vad = vad
+        self.state = State.IDLE
+        self._ring: deque[AudioChunk] = deque()
+        self._ring_ms = 0
+        self._utterance: list[AudioChunk] = []
+        self._utterance_ms = 0
+        self._segmenter: Segmenter | None = None
+        self._wake: Detection | None = None
+
+    def wants_vad(self) -> bool:
+        return self.state is State.LISTENING
+
+    def feed(self, event: Event) -> list[Event]:
+        match event:
+            case AudioChunk():
+                self._audio(event)
+                return []
+            case Detection():
+                return self._detection(event)
+            case SpeechProbability():
+                return self._speech(event)
+            case AudioStop():
+                return [*self._stop(event.timestamp_ms), event]
+            case _:
+                return []
+
+    def _audio(self, chunk: AudioChunk) -> None:
+        if self.state is State.IDLE:
+            self._ring.append(chunk)
+            self._ring_ms += round(chunk.duration_ms)
+            while self._ring and self._ring_ms - round(self._ring[0].duration_ms) >= self._vad.preroll_ms:
+                self._ring_ms -= round(self._ring.popleft().duration_ms)
+            return
+        # Bound memory: the cap plus the pre-roll is the most an utterance can hold.
+        if self._utterance_ms < self._vad.max_command_ms + self._vad.start_timeout_ms + self._vad.preroll_ms:
+            self._utterance.append(chunk)
+            self._utterance_ms += round(chunk.duration_ms)
+
+    def _detection(self, detection: Detection) -> list[Event]:
+        if self.state is not State.IDLE:
+            _LOGGER.debug("ignoring %s while listening", detection.word)
+            return []
+        _LOGGER.info("wake word %s (%.2f) at %d ms", detection.word, detection.score, detection.timestamp_ms)
+        self.state = State.LISTENING
+        self._wake = detection
+        self._utterance = list(self._ring)
+        self._utterance_ms = self._ring_ms
+        self._ring.clear()
+        self._ring_ms = 0
+        self._segmenter = Segmenter(self._vad, detection.timestamp_ms)
+        return [detection]
+
+    def _speech(self, window: SpeechProbability) -> list[Event]:
+        if self._segmenter is None:
+            return []
+        return self._apply(self._segmenter.process(window.timestamp_ms, window.duration_ms, window.probability))
+
+    def _stop(self, at_ms: int) -> list[Event]:
+        if self._segmenter is None:
+            return []
+        return self._apply(self._segmenter.finish(at_ms))
+
+    def _apply(self, decisions: list[Started | Ended | TimedOut]) -> list[Event]:
+        out: list[Event] = []
+        for decision in decisions:
+            match decision:
+                case Started(start_ms):
+                    out.append(VoiceStarted(timestamp_ms=start_ms))
+                case Ended(end_ms, decided_ms, reason):
+                    start = self._utterance[0].timestamp_ms if self._utterance else end_ms
+                    audio = b"".join(c.audio for c in self._utterance if c.timestamp_ms < decided_ms)
+                    _LOGGER.info("speech ended at %d ms (%s), decided at %d ms", end_ms, reason, decided_ms)
+                    out.append(VoiceStopped(timestamp_ms=end_ms, start_ms=start, audio=audio, reason=reason))
+                    self._to_idle()
+                case TimedOut(decided_ms):
+                    _LOGGER.info("nobody spoke after the wake word; timeout at %d ms", decided_ms)
+                    out.append(ListenTimeout(timestamp_ms=decided_ms))
+                    self._to_idle()
+        return out
+
+    def _to_idle(self) -> None:
+        self.state = State.IDLE
+        self._segmenter = None
+        self._wake = None
+        self._utterance = []
+        self._utterance_ms = 0

@@ -1,0 +1,102 @@
+"""End of speech, decided from VAD probabilities and audio time alone (no clock, no I/O).
+
+Fed one VAD window at a time after a wake word, it says when the command started, when it
+ended (after `end_silence_ms` of silence, or at the length cap) or that nobody spoke.
+Hysteresis: a window counts as speech at `threshold` but as silence only below
+`threshold - HYSTERESIS`, so a soft syllable in the middle of a command doesn't end it.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from device.settings import VadSettings
+
+HYSTERESIS = 0.15
+
+
+class Phase(enum.Enum):
+    WAITING = "waiting"
+    SPEAKING = "speaking"
+    DONE = "done"
+
+
+@dataclass(frozen=True, slots=True)
+class Started:
+    start_ms: int
+    """Where the first speech window of the run began."""
+
+
+@dataclass(frozen=True, slots=True)
+class Ended:
+    end_ms: int
+    """Our estimate of the end of speech: the end of the last speech window."""
+    decided_ms: int
+    """When the decision could be made (end_ms + the silence it took to be sure)."""
+    reason: str
+    """'silence' or 'max_length'."""
+
+
+@dataclass(frozen=True, slots=True)
+class TimedOut:
+    decided_ms: int
+
+
+Decision = Started | Ended | TimedOut
+
+
+class Segmenter:
+    def __init__(self, settings: VadSettings, wake_ms: int) -> None:
+        self._s = settings
+        self._wake_ms = wake_ms
+        self.phase = Phase.WAITING
+        self._run_start_ms: int | None = None
+        self._speech_start_ms = 0
+        self._last_speech_end_ms = 0
+
+    def process(self, start_ms: int, duration_ms: int, probability: float) -> list[Decision]:
+        """One VAD window [start_ms, start_ms + duration_ms) → the decisions it completes."""
+        end_ms = start_ms + duration_ms
+        if self.phase is Phase.WAITING:
+            return self._waiting(start_ms, end_ms, probability)
+        if self.phase is Phase.SPEAKING:
+            return self._speaking(end_ms, probability)
+        return []
+
+    def _waiting(self, start_ms: int, end_ms: int, probability: float) -> list[Decision]:
+        if probability >= self._s.threshold:
+            if self._run_start_ms is None:
+                self._run_start_ms = start_ms
+            if end_ms - self._run_start_ms >= max(self._s.speech_start_ms, 1):
+                self.phase = Phase.SPEAKING
+                self._speech_start_ms = self._run_start_ms
+                self._last_speech_end_ms = end_ms
+                return [Started(self._run_start_ms)]
+        else:
+            self._run_start_ms = None
+        if end_ms - self._wake_ms >= self._s.start_timeout_ms:
+            self.phase = Phase.DONE
+            return [TimedOut(end_ms)]
+        return []
+
+    def _speaking(self, end_ms: int, probability: float) -> list[Decision]:
+        if probability >= self._s.threshold - HYSTERESIS:
+            self._last_speech_end_ms = end_ms
+        if end_ms - self._speech_start_ms >= self._s.max_command_ms:
+            self.phase = Phase.DONE
+            return [Ended(end_ms, end_ms, "max_length")]
+        if end_ms - self._last_speech_end_ms >= self._s.end_silence_ms:
+            self.phase = Phase.DONE
+            return [Ended(self._last_speech_end_ms, end_ms, "silence")]
+        return []
+
+    def finish(self, at_ms: int) -> list[Decision]:
+        """The audio ended: close what is open."""
+        if self.phase is Phase.SPEAKING:
+            self.phase = Phase.DONE
+            return [Ended(self._last_speech_end_ms, at_ms, "end_of_audio")]
+        if self.phase is Phase.WAITING:
+            self.phase = Phase.DONE
+            return [TimedOut(at_ms)]
+        return []

@@ -1,0 +1,454 @@
+"""Settings: nested frozen dataclasses built once from one TOML file.
+
+Every section is a frozen dataclass whose fields carry defaults; `load_settings()` walks the
+dataclass types to validate the TOML, so an unknown key, a wrong type or an impossible value fails
+at start with one message naming the dotted key (``wake.words[1].threshold``).
+Nothing else in the program reads the file or a global: `device.__main__` builds `Settings` once
+and passes the parts down.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+from device.errors import ConfigError
+
+DEFAULT_CONFIG_PATH = Path("/etc/voxhome/config.toml")
+
+
+@dataclass(frozen=True, slots=True)
+class Secret:
+    """A secret read from a file or an environment variable at the moment it is needed.
+
+    The value itself never lives in the settings object, so settings can be logged or printed.
+    """
+
+    file: str | None = None
+    env: str | None = None
+
+    def __post_init__(self) -> None:
+        if (self.file is None) == (self.env is None):
+            raise ValueError("give exactly one of 'file' or 'env'")
+
+    def reveal(self) -> str:
+        """Return the secret; raise ConfigError (without the value) if it can't be read."""
+        if self.env is not None:
+            value = os.environ.get(self.env)
+            if value is None:
+                raise ConfigError("config-secret", f"environment variable {self.env} is not set")
+            return value.strip()
+        assert self.file is not None
+        try:
+            return Path(self.file).read_text(encoding="utf-8").strip()
+        except OSError as err:
+            raise ConfigError(
+                "config-secret", f"can't read secret file {self.file}: {err.strerror}"
+            ) from None
+
+    def __repr__(self) -> str:
+        where = f"file={self.file!r}" if self.file else f"env={self.env!r}"
+        return f"Secret({where})"
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceSettings:
+    id: str = "voxhome"
+    """Stable device id: MQTT client id and topic prefix (voxhome/<id>/...)."""
+    name: str = "voxhome speaker"
+    state_dir: str = "/var/lib/voxhome"
+    """Model slots, OTA state and caches live here (the unit's only writable path)."""
+
+    def __post_init__(self) -> None:
+        if not self.id or any(c in self.id for c in "/#+ ") or len(self.id) > 64:
+            raise ValueError("must be 1-64 characters without '/', '#', '+' or spaces")
+
+
+@dataclass(frozen=True, slots=True)
+class MicSettings:
+    backend: Literal["alsa", "file", "null"] = "alsa"
+    device: str = "default"
+    """ALSA PCM name (e.g. 'default', 'plughw:1,0')."""
+    file: str | None = None
+    """Audio file to read when backend = 'file'."""
+    period_frames: int = 160
+    """ALSA period in frames (160 = 10 ms at 16 kHz)."""
+    buffer_periods: int = 8
+    reopen_backoff_s: float = 0.5
+    reopen_backoff_max_s: float = 10.0
+
+    def __post_init__(self) -> None:
+        if not 16 <= self.period_frames <= 16000:
+            raise ValueError("period_frames must be between 16 and 16000")
+        if not 2 <= self.buffer_periods <= 64:
+            raise ValueError("buffer_periods must be between 2 and 64")
+        if self.reopen_backoff_s <= 0 or self.reopen_backoff_max_s < self.reopen_backoff_s:
+            raise ValueError("reopen backoff must be > 0 and max >= initial")
+
+
+@dataclass(frozen=True, slots=True)
+class SpeakerSettings:
+    backend: Literal["alsa", "null", "file"] = "alsa"
+    device: str = "default"
+    file: str | None = None
+    """WAV file to write when backend = 'file' (tests, demo)."""
+    volume: float = 0.8
+    """Linear output gain, 0..1."""
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.volume <= 1.0:
+            raise ValueError("volume must be between 0 and 1")
+
+
+@dataclass(frozen=True, slots=True)
+class AudioSettings:
+    mic: MicSettings = field(default_factory=MicSettings)
+    speaker: SpeakerSettings = field(default_factory=SpeakerSettings)
+
+
+@dataclass(frozen=True, slots=True)
+class WakeWordSettings:
+    model: str = "okay_nabu"
+    """A built-in name (okay_nabu, hey_jarvis, alexa, hey_mycroft), 'oww:<name>' for the
+    openWakeWord model of that name, or a path to a .json manifest / .tflite / .onnx file."""
+    threshold: float | None = None
+    """Probability cut-off; None takes the model manifest's."""
+    window: int | None = None
+    """Sliding window (feature steps) averaged before the threshold; None takes the manifest's."""
+
+    def __post_init__(self) -> None:
+        if self.threshold is not None and not 0.0 < self.threshold < 1.0:
+            raise ValueError("threshold must be between 0 and 1")
+        if self.window is not None and not 1 <= self.window <= 100:
+            raise ValueError("window must be between 1 and 100")
+
+
+@dataclass(frozen=True, slots=True)
+class WakeSettings:
+    words: tuple[WakeWordSettings, ...] = (WakeWordSettings(),)
+    refractory_s: float = 2.0
+    """After a detection, the same word is ignored for this long (audio time)."""
+
+    def __post_init__(self) -> None:
+        if not self.words:
+            raise ValueError("at least one wake word is needed")
+        if not 0.0 <= self.refractory_s <= 60.0:
+            raise ValueError("refractory_s must be between 0 and 60")
+
+
+@dataclass(frozen=True, slots=True)
+class VadSettings:
+    threshold: float = 0.5
+    """Silero speech probability at which a window counts as speech."""
+    preroll_ms: int = 500
+    """Audio kept from before the wake word ends, so the first syllable is never lost."""
+    speech_start_ms: int = 60
+    """Speech needed before the command counts as started."""
+    end_silence_ms: int = 500
+    """Silence after speech that ends the command."""
+    max_command_ms: int = 10000
+    start_timeout_ms: int = 5000
+    """Nobody speaks within this after the wake word → timeout."""
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.threshold < 1.0:
+            raise ValueError("threshold must be between 0 and 1")
+        for name in ("preroll_ms", "speech_start_ms", "end_silence_ms"):
+            if not 0 <= getattr(self, name) <= 5000:
+                raise ValueError(f"{name} must be between 0 and 5000")
+        if not 1000 <= self.max_command_ms <= 60000:
+            raise ValueError("max_command_ms must be between 1000 and 60000")
+        if not 500 <= self.start_timeout_ms <= 60000:
+            raise ValueError("start_timeout_ms must be between 500 and 60000")
+
+
+@dataclass(frozen=True, slots=True)
+class AsrSettings:
+    bundle: str | None = None
+    """Directory of the speech-model bundle; None uses the active OTA slot, then the build cache."""
+    threads: int = 1
+    min_confidence: float = 0.6
+    """Constrained-decoding confidence below which a command is not executed locally."""
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.threads <= 16:
+            raise ValueError("threads must be between 1 and 16")
+        if not 0.0 <= self.min_confidence <= 1.0:
+            raise ValueError("min_confidence must be between 0 and 1")
+
+
+@dataclass(frozen=True, slots=True)
+class MqttSettings:
+    enabled: bool = True
+    host: str = "localhost"
+    port: int = 1883
+    tls: bool = False
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+    username: str | None = None
+    password: Secret | None = None
+    discovery_prefix: str = "homeassistant"
+    keepalive_s: int = 30
+    command_timeout_s: float = 3.0
+    """How long a command may wait for the broker and for the state topic to confirm it."""
+    reconnect_min_s: float = 0.5
+    reconnect_max_s: float = 30.0
+    risky: tuple[str, ...] = ()
+    """Extra entity ids that need a spoken confirmation (locks and garage covers always do)."""
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.port <= 65535:
+            raise ValueError("port must be between 1 and 65535")
+        if not 0.1 <= self.command_timeout_s <= 60:
+            raise ValueError("command_timeout_s must be between 0.1 and 60")
+        if self.reconnect_min_s <= 0 or self.reconnect_max_s < self.reconnect_min_s:
+            raise ValueError("reconnect_min_s must be > 0 and reconnect_max_s >= reconnect_min_s")
+
+
+_COMPONENTS = ("light", "switch", "lock", "cover", "climate", "fan", "scene", "sensor", "binary_sensor")
+
+
+@dataclass(frozen=True, slots=True)
+class HomeDeviceSettings:
+    """A device listed in the config, for brokers without Home Assistant discovery.
+
+    `config` takes the same keys as a discovery payload would (full or abbreviated), as a JSON
+    object in a string, for anything beyond the common fields below.
+    """
+
+    id: str = ""
+    """Entity id, '<component>.<name>' (e.g. 'light.porch')."""
+    name: str = ""
+    area: str | None = None
+    aliases: tuple[str, ...] = ()
+    command_topic: str | None = None
+    state_topic: str | None = None
+    availability_topic: str | None = None
+    payload_on: str = "ON"
+    payload_off: str = "OFF"
+    schema: Literal["default", "json"] = "default"
+    brightness_scale: int = 255
+    device_class: str | None = None
+    config: str | None = None
+
+    def __post_init__(self) -> None:
+        component, _, rest = self.id.partition(".")
+        if component not in _COMPONENTS or not rest:
+            raise ValueError(f"id must be '<component>.<name>' with component one of {', '.join(_COMPONENTS)}")
+        if not self.name:
+            raise ValueError("name is required")
+        if not 1 <= self.brightness_scale <= 65535:
+            raise ValueError("brightness_scale must be between 1 and 65535")
+
+
+@dataclass(frozen=True, slots=True)
+class HomeEntitySettings:
+    """Extra names and an area for an entity that discovery announced."""
+
+    id: str = ""
+    aliases: tuple[str, ...] = ()
+    area: str | None = None
+
+    def __post_init__(self) -> None:
+        if "." not in self.id:
+            raise ValueError("id must be an entity id like 'light.kitchen'")
+
+
+@dataclass(frozen=True, slots=True)
+class HomeSettings:
+    devices: tuple[HomeDeviceSettings, ...] = ()
+    """[[home.devices]]: devices not announced by discovery."""
+    entities: tuple[HomeEntitySettings, ...] = ()
+    """[[home.entities]]: aliases and areas for discovered entities."""
+    discovery: bool = True
+    """Subscribe to Home Assistant discovery (mqtt.discovery_prefix)."""
+
+
+@dataclass(frozen=True, slots=True)
+class CloudSettings:
+    enabled: bool = True
+    """Privacy switch: false keeps every utterance on the device."""
+    base_url: str = "https://api.openai.com/v1"
+    url: str | None = None
+    """Explicit WebSocket URL, overriding base_url (gateways, tests)."""
+    model: str = "gpt-realtime"
+    dialect: Literal["ga", "beta"] = "ga"
+    api_key: Secret | None = None
+    """Falls back to the OPENAI_API_KEY environment variable when unset."""
+    instructions: str = "You are a helpful voice assistant in a smart speaker. Answer briefly."
+    voice: str = "marin"
+    speed: float = 1.0
+    language: str = "en"
+    turn_detection: Literal["client", "server_vad"] = "client"
+    followup_s: float = 5.0
+    idle_close_s: float = 60.0
+    connect_timeout_s: float = 5.0
+    response_timeout_s: float = 10.0
+
+    def __post_init__(self) -> None:
+        if not 0.25 <= self.speed <= 1.5:
+            raise ValueError("speed must be between 0.25 and 1.5")
+        if not 0 <= self.followup_s <= 30:
+            raise ValueError("followup_s must be between 0 and 30")
+
+
+@dataclass(frozen=True, slots=True)
+class OtaSettings:
+    repository_url: str | None = None
+    """Base URL of the TUF repository (metadata/ and targets/ below it)."""
+    check_interval_s: int = 21600
+    trial_attempts: int = 3
+    stable_s: int = 600
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.trial_attempts <= 10:
+            raise ValueError("trial_attempts must be between 1 and 10")
+
+
+@dataclass(frozen=True, slots=True)
+class VoiceSettings:
+    prompts: str | None = None
+    """Directory of the prompt bundle; None uses the active OTA slot, then the build cache."""
+    tts: Literal["espeak-ng", "flite", "none"] = "espeak-ng"
+    muted: bool = False
+    aec: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class TelemetrySettings:
+    interval_s: int = 60
+    prometheus_file: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    device: DeviceSettings = field(default_factory=DeviceSettings)
+    audio: AudioSettings = field(default_factory=AudioSettings)
+    wake: WakeSettings = field(default_factory=WakeSettings)
+    vad: VadSettings = field(default_factory=VadSettings)
+    asr: AsrSettings = field(default_factory=AsrSettings)
+    mqtt: MqttSettings = field(default_factory=MqttSettings)
+    home: HomeSettings = field(default_factory=HomeSettings)
+    cloud: CloudSettings = field(default_factory=CloudSettings)
+    ota: OtaSettings = field(default_factory=OtaSettings)
+    voice: VoiceSettings = field(default_factory=VoiceSettings)
+    telemetry: TelemetrySettings = field(default_factory=TelemetrySettings)
+
+
+T = TypeVar("T")
+
+
+def load_settings(path: Path | str | None, *, required: bool = False) -> Settings:
+    """Read and validate the TOML file at `path`.
+
+    With `required=False` a missing default file gives the built-in defaults (a fresh board that
+    has no config yet); a path the user named explicitly must exist.
+    """
+    if path is None:
+        path, required = DEFAULT_CONFIG_PATH, False
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        if required:
+            raise ConfigError("config-missing", f"config file {path} does not exist") from None
+        return Settings()
+    except OSError as err:
+        raise ConfigError("config-unreadable", f"can't read config file {path}: {err.strerror}") from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
+        raise ConfigError("config-syntax", f"{path}: not valid TOML: {err}") from None
+    return settings_from_dict(data, source=str(path))
+
+
+def settings_from_dict(data: Mapping[str, Any], *, source: str = "config") -> Settings:
+    return build(Settings, data, prefix="", source=source)
+
+
+def replace_path(settings: T, dotted: str, value: Any) -> T:
+    """Return a copy of `settings` with one nested field replaced (CLI overrides)."""
+    head, _, rest = dotted.partition(".")
+    if not rest:
+        return dataclasses.replace(settings, **{head: value})  # type: ignore[type-var]
+    inner = getattr(settings, head)
+    return dataclasses.replace(settings, **{head: replace_path(inner, rest, value)})  # type: ignore[type-var]
+
+
+def build(cls: type[T], data: Any, *, prefix: str, source: str) -> T:
+    """Build dataclass `cls` from a TOML table, naming the dotted key in every error."""
+    where = prefix or "(top level)"
+    if not isinstance(data, Mapping):
+        raise ConfigError("config-type", f"{source}: {where} must be a table")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    for key in data:
+        if key not in names:
+            known = ", ".join(sorted(names))
+            raise ConfigError(
+                "config-unknown-key", f"{source}: unknown key '{_join(prefix, key)}' (known: {known})"
+            )
+    kwargs = {
+        key: _convert(hints[key], value, prefix=_join(prefix, key), source=source)
+        for key, value in data.items()
+    }
+    try:
+        return cls(**kwargs)
+    except ValueError as err:
+        raise ConfigError("config-value", f"{source}: {where}: {err}") from None
+
+
+def _join(prefix: str, key: str) -> str:
+    return f"{prefix}.{key}" if prefix else key
+
+
+def _convert(tp: Any, value: Any, *, prefix: str, source: str) -> Any:
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        members = [a for a in args if a is not type(None)]
+        if len(members) != 1:
+            raise TypeError(f"unsupported settings type {tp}")
+        return _convert(members[0], value, prefix=prefix, source=source)
+    if dataclasses.is_dataclass(tp):
+        return build(tp, value, prefix=prefix, source=source)  # type: ignore[arg-type]
+    if origin is Literal:
+        if value not in args:
+            allowed = ", ".join(repr(a) for a in args)
+            raise ConfigError("config-value", f"{source}: {prefix} must be one of {allowed}, not {value!r}")
+        return value
+    if origin is tuple:
+        if not isinstance(value, list):
+            raise ConfigError("config-type", f"{source}: {prefix} must be a list")
+        item_type = args[0]
+        return tuple(
+            _convert(item_type, item, prefix=f"{prefix}[{i}]", source=source)
+            for i, item in enumerate(value)
+        )
+    if tp is float:
+        # TOML writes 2 and 2.0 differently; both are a fine number of seconds.
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif tp in (str, bool):
+        if isinstance(value, tp):
+            return value
+    else:
+        raise TypeError(f"unsupported settings type {tp}")
+    raise ConfigError(
+        "config-type", f"{source}: {prefix} must be {_type_name(tp)}, not {type(value).__name__} {value!r}"
+    )
+
+
+def _type_name(tp: Any) -> str:
+    return {float: "a number", int: "an integer", str: "a string", bool: "true or false"}.get(tp, str(tp))

@@ -1,0 +1,1 @@
+"""Simulators for the demo and tests: a virtual home on MQTT, a fake realtime cloud."""

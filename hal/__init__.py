@@ -1,0 +1,1 @@
+"""Hardware edges: microphone, speaker, LEDs, buttons behind small interfaces."""

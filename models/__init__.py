@@ -1,0 +1,1 @@
+"""Model runners (ONNX Runtime / TFLite, synchronous, no asyncio) and the model factory."""

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Set up everything voxhome needs on a fresh Debian / Raspberry Pi OS machine:
+# system packages (apt), a dedicated virtualenv in .venv, and the project in it.
+# Idempotent: a second run only checks.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+APT_PACKAGES=(
+  python3-venv python3-dev gcc
+  libasound2-dev alsa-utils     # pyalsaaudio builds against ALSA; the file plugin stands in for a mic in tests
+  libopus0                      # opuslib decodes the device's prompts
+  libspeexdsp-dev               # acoustic echo cancellation
+  mosquitto                     # the broker for the demo and the tests
+  espeak-ng flite festival sox libsox-fmt-all   # speech synthesis for the demo, tests and prompts
+  systemd                       # systemd-analyze for the unit checks
+)
+
+missing=()
+for pkg in "${APT_PACKAGES[@]}"; do
+  [[ "$pkg" == \#* ]] && continue
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if ((${#missing[@]})); then
+  SUDO=""; [[ $(id -u) -ne 0 ]] && SUDO="sudo"
+  echo "setup: installing ${missing[*]}" >&2
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # mosquitto's package starts a system broker on 1883; the tests and the demo run their own.
+fi
+
+PY=${PYTHON:-python3}
+if [[ ! -x .venv/bin/python ]]; then
+  "$PY" -m venv .venv
+fi
+EXTRAS=${VOXHOME_EXTRAS:-test,build}
+stamp=.venv/.voxhome-installed
+want="$(sha256sum setup.cfg | cut -d' ' -f1) $EXTRAS"
+if [[ ! -f $stamp || "$(cat $stamp)" != "$want" ]]; then
+  .venv/bin/python -m pip install -q --upgrade pip
+  .venv/bin/python -m pip install -q -e ".[${EXTRAS}]"
+  # silero-vad's wheel declares torch, which we never import: we only need its ONNX file.
+  .venv/bin/python -m pip install -q --no-deps "silero-vad==6.2.3"
+  echo "$want" > $stamp
+fi
