@@ -13,6 +13,8 @@ from device.events import AudioChunk, AudioStop, SpeechProbability
 from device.pipeline import Event, Pipeline
 from device.settings import Settings
 from models.base import Vad, WakeModel
+from models.vad import SileroVad
+from models.wake import WakeWordDetector
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -29,9 +31,6 @@ class Frontend:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Frontend:
-        from models.vad import SileroVad
-        from models.wake import WakeWordDetector
-
         return cls(WakeWordDetector.from_settings(settings.wake), SileroVad.from_builtin(), Pipeline(settings.vad))
 
     def process(self, chunk: AudioChunk) -> list[Event]:

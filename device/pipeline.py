@@ -46,7 +46,6 @@ class Pipeline:
         self._utterance: list[AudioChunk] = []
         self._utterance_ms = 0
         self._segmenter: Segmenter | None = None
-        self._wake: Detection | None = None
 
     def wants_vad(self) -> bool:
         return self.state is State.LISTENING
@@ -83,7 +82,6 @@ class Pipeline:
             return []
         _LOGGER.info("wake word %s (%.2f) at %d ms", detection.word, detection.score, detection.timestamp_ms)
         self.state = State.LISTENING
-        self._wake = detection
         self._utterance = list(self._ring)
         self._utterance_ms = self._ring_ms
         self._ring.clear()
@@ -122,6 +120,5 @@ class Pipeline:
     def _to_idle(self) -> None:
         self.state = State.IDLE
         self._segmenter = None
-        self._wake = None
         self._utterance = []
         self._utterance_ms = 0

@@ -94,7 +94,10 @@ class Service:
         except BaseException as err:  # the loop must always hear why the reader ended
             end = _End(err)
         finally:
-            frames.close()  # releases the device now (an ALSA PCM), not whenever GC runs
+            # A generator source releases its device (an ALSA PCM) now, not whenever GC runs.
+            close = getattr(frames, "close", None)
+            if close is not None:
+                close()
         try:
             asyncio.run_coroutine_threadsafe(queue.put(end), loop).result()
         except RuntimeError:
@@ -113,11 +116,6 @@ def _as_error(err: BaseException, at_ms: int) -> Error:
         return Error(code=err.code, message=err.message, timestamp_ms=at_ms)
     _LOGGER.error("run ended on an unexpected error", exc_info=err)
     return Error(code="internal", message=f"{type(err).__name__}: {err}", timestamp_ms=at_ms)
-
-
-def emits(events: list[Event]) -> Callable[[Event], None]:
-    """A handler that collects events into `events` (tests, `voxhome run`)."""
-    return events.append
 
 
 def open_source(mic: MicSettings, audio: str | None = None, *, realtime: bool = False) -> AudioSource:

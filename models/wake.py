@@ -9,6 +9,7 @@ Each word has its own threshold, sliding window and refractory period, all in au
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 from collections import deque
@@ -38,8 +39,7 @@ OWW_THRESHOLD = 0.5
 
 
 def _package_dir(name: str) -> Path:
-    import importlib.util
-
+    # Found without importing the package: we only want its data files.
     spec = importlib.util.find_spec(name)
     if spec is None or not spec.submodule_search_locations:
         raise ModelError("model-missing", f"the {name} package is not installed")

@@ -1,0 +1,122 @@
+"""Front end + pipeline + service on real models, from files and from the real ALSA path."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from device.events import AudioStop, Detection, Error, ListenTimeout, VoiceStarted, VoiceStopped
+from device.frontend import Frontend
+from device.pipeline import Pipeline
+from device.service import Service, open_source
+from device.settings import MicSettings, Settings, VadSettings
+from hal.audio import float_to_pcm16, frames_from_pcm
+from hal.source import FileSource, PcmSource
+from models.vad import SileroVad
+from models.wake import WakeWordDetector
+from tests.frontend.conftest import pcm, silence, speech
+
+
+def make_frontend(four_words: WakeWordDetector, vad: VadSettings | None = None) -> Frontend:
+    four_words.reset()
+    return Frontend(four_words, SileroVad.from_builtin(), Pipeline(vad or VadSettings()))
+
+
+def run_frames(frontend: Frontend, audio: bytes) -> list[object]:
+    events: list[object] = []
+    position = 0
+    for chunk in frames_from_pcm(audio):
+        events += frontend.process(chunk)
+        position = chunk.end_ms
+    return events + frontend.finish(position)
+
+
+def control(events: list[object]) -> list[object]:
+    return [e for e in events if isinstance(e, Detection | VoiceStarted | VoiceStopped | ListenTimeout)]
+
+
+def test_wake_then_command_cut_out(four_words: WakeWordDetector, command_clip: tuple[np.ndarray, float]) -> None:
+    audio, true_end_s = command_clip
+    frontend = make_frontend(four_words)
+    events = control(run_frames(frontend, float_to_pcm16(audio)))
+    assert [type(e).__name__ for e in events] == ["Detection", "VoiceStarted", "VoiceStopped"]
+    wake, started, stopped = events
+    assert isinstance(wake, Detection) and wake.word == "okay_nabu"
+    assert isinstance(started, VoiceStarted) and started.timestamp_ms > wake.timestamp_ms - 300
+    assert isinstance(stopped, VoiceStopped) and stopped.reason == "silence"
+    assert abs(stopped.timestamp_ms - 1000 * true_end_s) <= 300
+    # The utterance holds the pre-roll from before the detection and runs past the true end.
+    assert stopped.start_ms <= wake.timestamp_ms - VadSettings().preroll_ms + 10
+    assert stopped.start_ms + len(stopped.audio) // 32 >= 1000 * true_end_s
+
+
+def test_vad_runs_only_after_a_wake_word(four_words: WakeWordDetector) -> None:
+    chatter = pcm(silence(0.3), speech("the weather is nice today and the garden looks green"), silence(0.5))
+    frontend = make_frontend(four_words)
+    assert control(run_frames(frontend, chatter)) == []
+    assert frontend.vad_windows_run == 0
+    frontend = make_frontend(four_words)
+    events = run_frames(frontend, pcm(silence(0.3), speech("okay nabu"), silence(6.0)))
+    assert [type(e).__name__ for e in control(events)] == ["Detection", "ListenTimeout"]
+    # VAD ran for the listening span only (≈ the 5 s start timeout), not the whole 7 s file.
+    assert 140 <= frontend.vad_windows_run <= 5000 // 32 + 2
+
+
+def test_service_ends_by_itself_at_the_end_of_a_file(four_words: WakeWordDetector, command_wav: Path) -> None:
+    events: list[object] = []
+    service = Service(FileSource(command_wav), make_frontend(four_words), [events.append])
+    assert asyncio.run(asyncio.wait_for(service.run(), 30)) == 0
+    assert [type(e).__name__ for e in control(events)] == ["Detection", "VoiceStarted", "VoiceStopped"]
+    assert isinstance(events[-1], AudioStop)
+
+
+class _BrokenSource:
+    def frames(self):  # type: ignore[no-untyped-def]
+        yield from PcmSource(bytes(3200)).frames()
+        raise OSError("device unplugged")
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_failing_source_becomes_an_error_event_and_the_run_ends(four_words: WakeWordDetector) -> None:
+    events: list[object] = []
+    service = Service(_BrokenSource(), make_frontend(four_words), [events.append])
+    assert asyncio.run(asyncio.wait_for(service.run(), 30)) == 1
+    errors = [e for e in events if isinstance(e, Error)]
+    assert len(errors) == 1 and "device unplugged" in errors[0].message
+
+
+def test_real_alsa_capture_through_the_file_plugin(
+    four_words: WakeWordDetector, command_clip: tuple[np.ndarray, float], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    raw = tmp_path / "mic.raw"
+    raw.write_bytes(float_to_pcm16(command_clip[0]))
+    asoundrc = tmp_path / "asoundrc"
+    asoundrc.write_text(
+        'pcm.voxmic {\n  type file\n  slave.pcm { type null }\n  file "/dev/null"\n'
+        f'  infile "{raw}"\n  format "raw"\n}}\n'
+    )
+    monkeypatch.setenv("ALSA_CONFIG_PATH", str(asoundrc))
+    source = open_source(MicSettings(backend="alsa", device="voxmic"))
+    events: list[object] = []
+    service = Service(source, make_frontend(four_words), [])
+
+    def collect(event: object) -> None:
+        events.append(event)
+        if isinstance(event, VoiceStopped):
+            service.stop()  # a microphone never ends by itself
+
+    service.add_handler(collect)
+    assert asyncio.run(asyncio.wait_for(service.run(), 60)) == 0
+    got = control(events)
+    assert [type(e).__name__ for e in got] == ["Detection", "VoiceStarted", "VoiceStopped"]
+    assert abs(got[2].timestamp_ms - 1000 * command_clip[1]) <= 300  # type: ignore[attr-defined]
+
+
+def test_settings_pick_the_source() -> None:
+    assert type(open_source(Settings().audio.mic, None)).__name__ == "AlsaSource"
+    assert type(open_source(MicSettings(backend="null"))).__name__ == "NullSource"
