@@ -21,6 +21,7 @@ COMMANDS: tuple[str, ...] = (
     "device.cli.bench",
     "device.cli.models",
     "device.cli.sim",
+    "device.cli.say",
 )
 
 

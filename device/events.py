@@ -132,12 +132,45 @@ class Error:
     timestamp_ms: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class Routed:
+    """Where an utterance went and why (logged and printed; never the audio)."""
+
+    way: str
+    """'local', 'cloud' or 'drop'."""
+    reason: str
+    kind: str = "none"
+    """What the local understanding made of it: 'tool', 'not_local', 'reject', 'none'."""
+    confidence: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class CloudReply:
+    """A cloud turn finished: what the user said, what the model answered, what was heard."""
+
+    status: str
+    reply_text: str = ""
+    user_text: str = ""
+    played_ms: int = 0
+    code: str | None = None
+
+
 class PipelineStage(enum.StrEnum):
     WAKE_WORD = "wake_word"
     STT = "stt"
     INTENT = "intent"
     CLOUD = "cloud"
     TTS = "tts"
+
+
+@dataclass(frozen=True, slots=True)
+class StartListening:
+    """Listen for a command without a wake word: a follow-up or a yes/no after a question."""
+
+    timestamp_ms: int
+    timeout_ms: int
+    """Nobody speaks within this → ListenTimeout."""
+    reason: str = "followup"
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,4 +214,7 @@ _TYPE_NAMES: dict[type, str] = {
     Interrupted: "interrupted",
     Error: "error",
     SpeechProbability: "vad",
+    StartListening: "listen",
+    Routed: "route",
+    CloudReply: "cloud_reply",
 }

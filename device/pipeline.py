@@ -11,6 +11,7 @@ wake word (before the detection fired) keeps its first syllable.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import logging
 from collections import deque
@@ -21,6 +22,7 @@ from device.events import (
     Detection,
     ListenTimeout,
     SpeechProbability,
+    StartListening,
     VoiceStarted,
     VoiceStopped,
 )
@@ -57,6 +59,8 @@ class Pipeline:
                 return []
             case Detection():
                 return self._detection(event)
+            case StartListening():
+                return self._start_listening(event)
             case SpeechProbability():
                 return self._speech(event)
             case AudioStop():
@@ -88,6 +92,20 @@ class Pipeline:
         self._ring_ms = 0
         self._segmenter = Segmenter(self._vad, detection.timestamp_ms)
         return [detection]
+
+    def _start_listening(self, event: StartListening) -> list[Event]:
+        """Listen without a wake word (follow-up, yes/no). No pre-roll: the prompt just ended,
+        and what was heard while it played is the device's own voice."""
+        if self.state is not State.IDLE:
+            return []
+        self.state = State.LISTENING
+        self._utterance = []
+        self._utterance_ms = 0
+        self._ring.clear()
+        self._ring_ms = 0
+        settings = dataclasses.replace(self._vad, start_timeout_ms=event.timeout_ms)
+        self._segmenter = Segmenter(settings, event.timestamp_ms)
+        return [event]
 
     def _speech(self, window: SpeechProbability) -> list[Event]:
         if self._segmenter is None:

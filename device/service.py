@@ -40,10 +40,16 @@ class Service:
         self._frontend = frontend
         self._handlers = list(handlers)
         self._stopping = threading.Event()
+        self._control: list[Callable[[int], Event]] = []
         self.position_ms = 0
 
     def add_handler(self, handler: Handler) -> None:
         self._handlers.append(handler)
+
+    def inject(self, make: Callable[[int], Event]) -> None:
+        """Feed a control event to the pipeline before the next frame, made at that frame's
+        audio time (a follow-up's StartListening is stamped where listening really begins)."""
+        self._control.append(make)
 
     def stop(self) -> None:
         self._stopping.set()
@@ -67,6 +73,9 @@ class Service:
                 if self._stopping.is_set():
                     break
                 self.position_ms = item.end_ms
+                while self._control:
+                    for event in self._frontend.pipeline.feed(self._control.pop(0)(item.timestamp_ms)):
+                        await self._emit(event)
                 for event in self._frontend.process(item):
                     await self._emit(event)
             for event in self._frontend.finish(self.position_ms):

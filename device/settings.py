@@ -292,8 +292,18 @@ class CloudSettings:
     idle_close_s: float = 60.0
     connect_timeout_s: float = 5.0
     response_timeout_s: float = 10.0
+    """Longest silence from the server while a reply is expected before the turn fails."""
+    tool_timeout_s: float = 5.0
+    retries: int = 3
+    """Reconnect attempts (backoff with jitter) before a turn gives up with a spoken prompt."""
+    jitter_ms: int = 60
+    """Reply audio held before playback starts, so a slow link doesn't open with a gap."""
 
     def __post_init__(self) -> None:
+        if not 0 <= self.retries <= 10:
+            raise ValueError("retries must be between 0 and 10")
+        if not 0 <= self.jitter_ms <= 1000:
+            raise ValueError("jitter_ms must be between 0 and 1000")
         if not 0.25 <= self.speed <= 1.5:
             raise ValueError("speed must be between 0.25 and 1.5")
         if not 0 <= self.followup_s <= 30:
@@ -306,11 +316,25 @@ class OtaSettings:
     """Base URL of the TUF repository (metadata/ and targets/ below it)."""
     check_interval_s: int = 21600
     trial_attempts: int = 3
+    """Boots a new model may take to prove itself before an automatic rollback."""
     stable_s: int = 600
+    """Normal running after a switch before the new model is marked good."""
+    trusted_root: str = "/usr/share/voxhome/ota/root.json"
+    """TUF root metadata shipped with the firmware (the bootstrap of trust)."""
+    kinds: tuple[str, ...] = ("wake", "vad", "asr", "prompts")
+    """Model kinds this device takes updates for."""
+    health_timeout_s: float = 120.0
+    download_timeout_s: float = 20.0
+    disk_margin_mb: int = 32
+    """Free space to leave on the state filesystem beyond the download and the unpacked bundle."""
 
     def __post_init__(self) -> None:
         if not 1 <= self.trial_attempts <= 10:
             raise ValueError("trial_attempts must be between 1 and 10")
+        if not self.check_interval_s >= 60:
+            raise ValueError("check_interval_s must be at least 60")
+        if self.health_timeout_s <= 0 or self.download_timeout_s <= 0 or self.disk_margin_mb < 0:
+            raise ValueError("timeouts must be > 0 and disk_margin_mb >= 0")
 
 
 @dataclass(frozen=True, slots=True)

@@ -132,3 +132,33 @@ def test_preroll_ring_is_bounded_while_idle() -> None:
     stopped = d.events[-1]
     assert isinstance(stopped, VoiceStopped)
     assert SETTINGS.preroll_ms <= wake_ms - stopped.start_ms < SETTINGS.preroll_ms + 32
+
+
+def test_start_listening_without_wake_word_has_its_own_timeout_and_no_preroll() -> None:
+    from device.events import StartListening
+
+    d = Driver()
+    d.audio(640, prob=0.99)  # the device's own prompt: must not become part of the follow-up
+    d.events += d.pipeline.feed(StartListening(d.t, timeout_ms=2500, reason="confirm"))
+    assert d.pipeline.wants_vad()
+    listen_at = d.t
+    d.audio(1600, prob=0.02)  # past the usual 1000 ms start timeout, inside the follow-up's
+    assert d.types() == ["StartListening"]
+    d.audio(640, prob=0.95)
+    d.audio(640, prob=0.02)
+    assert d.types() == ["StartListening", "VoiceStarted", "VoiceStopped"]
+    stopped = d.events[2]
+    assert isinstance(stopped, VoiceStopped) and stopped.start_ms >= listen_at
+
+
+def test_start_listening_times_out_and_is_ignored_while_listening() -> None:
+    from device.events import StartListening
+
+    d = Driver()
+    d.wake()
+    assert d.pipeline.feed(StartListening(d.t, timeout_ms=2500)) == []
+    d2 = Driver()
+    d2.events += d2.pipeline.feed(StartListening(0, timeout_ms=800))
+    d2.audio(960, prob=0.01)
+    assert d2.types() == ["StartListening", "ListenTimeout"]
+    assert d2.pipeline.state is State.IDLE
