@@ -10,7 +10,7 @@ APT_PACKAGES=(
   libasound2-dev alsa-utils     # pyalsaaudio builds against ALSA; the file plugin stands in for a mic in tests
   libopus0                      # opuslib decodes the device's prompts
   libspeexdsp-dev               # acoustic echo cancellation
-  mosquitto                     # the broker for the demo and the tests
+  mosquitto openssl             # the broker for the demo and the tests (openssl makes TLS test certs)
   espeak-ng flite festival sox libsox-fmt-all   # speech synthesis for the demo, tests and prompts
   systemd                       # systemd-analyze for the unit checks
 )
