@@ -17,7 +17,8 @@ from device.tools.registry import Registry
 from tests.broker import Mosquitto
 
 DEMO = Path(__file__).resolve().parents[2] / "device" / "sim" / "demo_home.json"
-REFERENCE = Path("/work/shared/reference/mqtt-discovery-examples.json")
+REFERENCE = Path(__file__).resolve().parents[1] / "data" / "mqtt-discovery-examples.json"
+"""A copy of shared/reference/mqtt-discovery-examples.json (real payloads), kept with the tests."""
 
 
 def load_demo() -> dict[str, Any]:
