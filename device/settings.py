@@ -298,12 +298,16 @@ class CloudSettings:
     """Reconnect attempts (backoff with jitter) before a turn gives up with a spoken prompt."""
     jitter_ms: int = 60
     """Reply audio held before playback starts, so a slow link doesn't open with a gap."""
+    local_min_confidence: float = 0.6
+    """Local commands understood with less confidence than this go to the cloud instead."""
 
     def __post_init__(self) -> None:
         if not 0 <= self.retries <= 10:
             raise ValueError("retries must be between 0 and 10")
         if not 0 <= self.jitter_ms <= 1000:
             raise ValueError("jitter_ms must be between 0 and 1000")
+        if not 0.0 <= self.local_min_confidence <= 1.0:
+            raise ValueError("local_min_confidence must be between 0 and 1")
         if not 0.25 <= self.speed <= 1.5:
             raise ValueError("speed must be between 0.25 and 1.5")
         if not 0 <= self.followup_s <= 30:

@@ -1,0 +1,276 @@
+"""What happens after the front end: utterance → transcript → local action or cloud turn → answer.
+
+The assistant is one handler of the service's events. It never blocks the audio loop: each
+utterance is processed in its own task (speech recognition in a worker thread), while wake words
+keep arriving and can interrupt a cloud reply at once (barge-in). Everything it decides becomes
+an event (Transcript, Routed, ToolCall, ToolResult, Say, CloudReply, Interrupted, Error) handed to
+`emit`, so the CLI prints it, the voice speaks it and telemetry times it, all from one stream.
+
+Local first: the free transcript says whether the utterance is about the home at all; if it is,
+the speech model also scores the home's command grammar (constrained decoding), and a confident
+command runs locally through the MQTT tools. Everything else goes to the cloud, unless the
+privacy switch is off, in which case the device says so.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+from device.cloud.decision import LocalKind, RouteDecider
+from device.errors import VoxError
+from device.events import (
+    CloudReply,
+    Detection,
+    Error,
+    Interrupted,
+    ListenTimeout,
+    Routed,
+    Say,
+    StartListening,
+    ToolCall,
+    ToolResult,
+    Transcript,
+    VoiceStopped,
+)
+from device.intent.grammar import candidate_sentences
+from device.intent.parser import Decision, Understanding
+from device.tools.registry import Registry
+from device.tools.api import ToolExecutor
+from hal.audio import pcm16_to_float
+
+_LOGGER = logging.getLogger(__name__)
+
+CONFIRM_TIMEOUT_MS = 6000
+MAX_CANDIDATES = 600
+"""Constrained decoding scores every sentence of the grammar; past this the home's grammar is
+too large to score per utterance and only the free transcript is used."""
+
+_YES = re.compile(r"\b(yes|yeah|yep|sure|do it|go ahead|confirm|confirmed|please do|okay|ok|correct)\b")
+_NO = re.compile(r"\b(no|nope|cancel|don't|do not|stop|never ?mind|abort)\b")
+
+Emit = Callable[[object], Awaitable[None]]
+
+
+class Recognizer(Protocol):
+    def transcribe(self, audio: np.ndarray) -> tuple[str, Any]: ...
+
+    def best(self, audio: np.ndarray, candidates: Sequence[str]) -> tuple[str, float]: ...
+
+
+class CloudTurns(Protocol):
+    async def turn(self, utterance: bytes) -> Any: ...
+
+    async def interrupt(self, reason: str = "wake") -> int: ...
+
+
+@dataclass
+class _Pending:
+    call: ToolCall
+    message: str
+
+
+def yes_or_no(text: str) -> bool | None:
+    """A spoken answer to "are you sure?": True, False, or None when it is neither."""
+    lowered = text.lower()
+    if _NO.search(lowered):
+        return False  # "no, don't" wins over a stray "okay"
+    if _YES.search(lowered):
+        return True
+    return None
+
+
+class Assistant:
+    def __init__(
+        self,
+        *,
+        emit: Emit,
+        listen: Callable[[int, str], None],
+        decider: RouteDecider,
+        recognizer: Recognizer | None = None,
+        registry: Registry | None = None,
+        tools: ToolExecutor | None = None,
+        cloud: CloudTurns | None = None,
+        min_command_confidence: float = 0.6,
+        followup_ms: int = 5000,
+    ) -> None:
+        self._emit = emit
+        self._listen = listen
+        self._decider = decider
+        self._recognizer = recognizer
+        self._registry = registry
+        self._tools = tools
+        self._cloud = cloud
+        self._min_command_confidence = min_command_confidence
+        self._followup_ms = followup_ms
+        self._pending: _Pending | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._cloud_busy = False
+        self._candidates: tuple[tuple[str, ...], list[str]] | None = None
+
+    async def handle(self, event: object) -> None:
+        match event:
+            case Detection():
+                if self._cloud_busy and self._cloud is not None:
+                    heard = await self._cloud.interrupt("wake")
+                    await self._emit(Interrupted(event.timestamp_ms, reason=f"wake word after {heard} ms of reply"))
+            case VoiceStopped():
+                if self._task is not None and not self._task.done():
+                    _LOGGER.info("still answering the last command; this one is dropped")
+                    await self._emit(Say(prompt="busy"))
+                    return
+                self._task = asyncio.create_task(self._guarded(event))
+            case ListenTimeout():
+                if self._pending is not None:
+                    self._pending = None
+                    await self._emit(Say(prompt="cancelled"))
+
+    async def drain(self) -> None:
+        """Wait for the utterance in progress (the end of a file run, a clean shutdown)."""
+        if self._task is not None:
+            await self._task
+
+    async def _guarded(self, utterance: VoiceStopped) -> None:
+        try:
+            await self._process(utterance)
+        except VoxError as err:
+            _LOGGER.error("command failed: [%s] %s", err.code, err.message)
+            await self._emit(Error(err.code, err.message, utterance.timestamp_ms))
+            await self._emit(Say(prompt="error"))
+        except Exception as err:  # one bad utterance must never end the service
+            _LOGGER.exception("command failed unexpectedly")
+            await self._emit(Error("internal", f"{type(err).__name__}: {err}", utterance.timestamp_ms))
+            await self._emit(Say(prompt="error"))
+
+    async def _process(self, utterance: VoiceStopped) -> None:
+        audio = pcm16_to_float(utterance.audio)
+        text = ""
+        if self._recognizer is not None:
+            text, _details = await asyncio.to_thread(self._recognizer.transcribe, audio)
+        if self._pending is not None:
+            await self._confirm(text, utterance)
+            return
+        decision = self._understand(text)
+        command, command_confidence = None, 0.0
+        if decision is not None and decision.kind != "not_local" and text:
+            command, command_confidence, decision = await self._constrained(audio, decision)
+        await self._emit(
+            Transcript(text, utterance.timestamp_ms, command=command, command_confidence=round(command_confidence, 3))
+        )
+        kind: LocalKind = decision.kind if decision is not None else ("none" if not text else "not_local")
+        confidence = decision.confidence if decision is not None else 0.0
+        route = self._decider.decide(kind, confidence)
+        await self._emit(Routed(route.way, route.reason, kind, round(confidence, 3)))
+        if route.way == "local" and decision is not None:
+            await self._local(decision, utterance)
+        elif route.way == "cloud":
+            await self._cloud_turn(utterance)
+        else:
+            await self._emit(Say(prompt="cloud_disabled"))
+
+    def _understand(self, text: str) -> Decision | None:
+        if self._registry is None or not text:
+            return None
+        return Understanding(self._registry).understand(text)
+
+    async def _constrained(self, audio: np.ndarray, free: Decision) -> tuple[str | None, float, Decision]:
+        """Score the home's grammar; a confident grammar sentence that is a command wins over a
+        free transcript that is not (Whisper's free text drifts on short commands)."""
+        candidates = self._grammar()
+        if self._recognizer is None or not candidates:
+            return None, 0.0, free
+        sentence, confidence = await asyncio.to_thread(self._recognizer.best, audio, candidates)
+        if confidence < self._min_command_confidence:
+            return sentence, confidence, free
+        constrained = self._understand(sentence)
+        if constrained is None or constrained.kind != "tool":
+            return sentence, confidence, free
+        if free.kind == "tool" and free.call == constrained.call:
+            return sentence, confidence, free
+        if free.kind == "tool" and free.confidence >= confidence:
+            return sentence, confidence, free
+        return sentence, confidence, Decision("tool", constrained.text, confidence, constrained.call, constrained.message, constrained.entities)
+
+    def _grammar(self) -> list[str]:
+        if self._registry is None:
+            return []
+        key = tuple(e.id for e in self._registry.entities())
+        if self._candidates is None or self._candidates[0] != key:
+            sentences = candidate_sentences(self._registry)
+            if len(sentences) > MAX_CANDIDATES:
+                _LOGGER.info("home grammar has %d sentences (> %d); constrained decoding off", len(sentences), MAX_CANDIDATES)
+                sentences = []
+            self._candidates = (key, sentences)
+        return self._candidates[1]
+
+    async def _local(self, decision: Decision, utterance: VoiceStopped) -> None:
+        if decision.kind == "reject" or decision.call is None:
+            await self._emit(Say(prompt="unknown_device", text=decision.message))
+            return
+        await self._run_tool(decision.call, confirmed=False, at_ms=utterance.timestamp_ms)
+
+    async def _run_tool(self, call: ToolCall, *, confirmed: bool, at_ms: int) -> None:
+        await self._emit(call)
+        if self._tools is None:
+            await self._emit(Error("tool-unavailable", "the home is not connected (MQTT is off)", at_ms))
+            await self._emit(Say(prompt="error"))
+            return
+        result = await self._tools.execute(call, confirmed=confirmed)
+        await self._emit(result)
+        await self._answer(call, result)
+
+    async def _answer(self, call: ToolCall, result: ToolResult) -> None:
+        match result.status:
+            case "ok":
+                await self._emit(Say(prompt="done", text=result.message or None))
+            case "needs_confirmation":
+                self._pending = _Pending(call, result.message)
+                await self._emit(Say(prompt="are_you_sure", text=result.message or None))
+                self._listen(CONFIRM_TIMEOUT_MS, "confirm")
+            case "unconfirmed":
+                await self._emit(Say(prompt="unconfirmed", text=result.message or None))
+            case _:
+                await self._emit(Say(prompt="error", text=result.message or None))
+
+    async def _confirm(self, text: str, utterance: VoiceStopped) -> None:
+        pending, self._pending = self._pending, None
+        assert pending is not None
+        answer = yes_or_no(text)
+        await self._emit(Transcript(text, utterance.timestamp_ms))
+        if answer is True:
+            await self._run_tool(pending.call, confirmed=True, at_ms=utterance.timestamp_ms)
+        else:
+            await self._emit(Say(prompt="cancelled"))
+
+    async def _cloud_turn(self, utterance: VoiceStopped) -> None:
+        if self._cloud is None:
+            await self._emit(Say(prompt="cloud_unreachable"))
+            return
+        self._cloud_busy = True
+        try:
+            outcome = await self._cloud.turn(utterance.audio)
+        finally:
+            self._cloud_busy = False
+        for result in outcome.tool_results:
+            await self._emit(result)
+        await self._emit(CloudReply(outcome.status, outcome.reply_text, outcome.user_text, outcome.played_ms, outcome.code))
+        say = outcome.say()
+        if say is not None:
+            await self._emit(say)
+        if outcome.status == "ok" and outcome.followup_s > 0:
+            self._listen(round(outcome.followup_s * 1000), "followup")
+
+
+def listen_via(inject: Callable[[Callable[[int], object]], None]) -> Callable[[int, str], None]:
+    """Adapt the service's `inject` to the assistant's `listen(timeout_ms, reason)`."""
+
+    def listen(timeout_ms: int, reason: str) -> None:
+        inject(lambda at_ms: StartListening(at_ms, timeout_ms, reason))
+
+    return listen

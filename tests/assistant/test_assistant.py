@@ -1,0 +1,239 @@
+"""The assistant's decisions: local first, constrained decoding, confirmation, cloud, barge-in.
+
+The recognizer and the cloud are replaced at their seams by objects implementing the same
+protocol (the real ones are tested in tests/asr and tests/cloud, and end to end in
+tests/assistant/test_run.py); the registry and the local understanding are the real ones,
+loaded from the demo home's discovery payloads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pytest
+
+from device.assistant import Assistant, yes_or_no
+from device.cloud.decision import RouteDecider
+from device.events import (
+    CloudReply,
+    Detection,
+    Interrupted,
+    ListenTimeout,
+    Routed,
+    Say,
+    ToolCall,
+    ToolResult,
+    Transcript,
+    VoiceStopped,
+)
+from device.tools.api import ToolSpec
+from tests.home.conftest import demo_registry
+
+UTTERANCE = VoiceStopped(timestamp_ms=3000, start_ms=1000, audio=bytes(32000))
+
+
+@dataclass
+class ScriptedRecognizer:
+    texts: list[str]
+    best_sentence: str = ""
+    best_confidence: float = 0.0
+    scored: list[int] = field(default_factory=list)
+
+    def transcribe(self, audio: np.ndarray) -> tuple[str, Any]:
+        assert audio.dtype == np.float32 and len(audio) == 16000
+        return self.texts.pop(0), {}
+
+    def best(self, audio: np.ndarray, candidates: Sequence[str]) -> tuple[str, float]:
+        self.scored.append(len(candidates))
+        return self.best_sentence, self.best_confidence
+
+
+@dataclass
+class RecordingTools:
+    """Risky calls need confirmation, everything else succeeds; every call is recorded."""
+
+    calls: list[tuple[ToolCall, bool]] = field(default_factory=list)
+
+    def specs(self) -> list[ToolSpec]:
+        return []
+
+    async def execute(self, call: ToolCall, *, confirmed: bool = False) -> ToolResult:
+        self.calls.append((call, confirmed))
+        if call.name == "unlock" and not confirmed:
+            return ToolResult(call.call_id, call.name, "needs_confirmation", {}, "Unlock the front door?")
+        return ToolResult(call.call_id, call.name, "ok", {}, "Done.")
+
+
+@dataclass
+class Outcome:
+    status: str = "ok"
+    prompt: str | None = None
+    code: str | None = None
+    reply_text: str = "It is sunny."
+    user_text: str = "what's the weather"
+    played_ms: int = 1200
+    tool_results: tuple[ToolResult, ...] = ()
+    followup_s: float = 4.0
+
+    def say(self) -> Say | None:
+        return Say(prompt=self.prompt) if self.prompt else None
+
+
+@dataclass
+class SlowCloud:
+    outcome: Outcome = field(default_factory=Outcome)
+    turns: int = 0
+    interrupts: int = 0
+    release: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def turn(self, utterance: bytes) -> Outcome:
+        self.turns += 1
+        await self.release.wait()
+        return self.outcome
+
+    async def interrupt(self, reason: str = "wake") -> int:
+        self.interrupts += 1
+        self.release.set()
+        return 700
+
+
+class Harness:
+    def __init__(self, recognizer: ScriptedRecognizer, *, cloud: SlowCloud | None = None, cloud_enabled: bool = True) -> None:
+        self.events: list[object] = []
+        self.listens: list[tuple[int, str]] = []
+        self.tools = RecordingTools()
+        self.cloud = cloud
+        self.assistant = Assistant(
+            emit=self._emit,
+            listen=lambda ms, why: self.listens.append((ms, why)),
+            decider=RouteDecider(cloud_enabled=cloud_enabled),
+            recognizer=recognizer,
+            registry=demo_registry(),
+            tools=self.tools,
+            cloud=cloud,
+        )
+
+    async def _emit(self, event: object) -> None:
+        self.events.append(event)
+
+    async def utter(self) -> None:
+        await self.assistant.handle(UTTERANCE)
+        await self.assistant.drain()
+
+    def of(self, kind: type) -> list[Any]:
+        return [e for e in self.events if isinstance(e, kind)]
+
+
+async def test_confident_home_command_runs_locally() -> None:
+    h = Harness(ScriptedRecognizer(["Turn on the kitchen light."]))
+    await h.utter()
+    assert [c.name for c, _ in h.tools.calls] == ["turn_on"]
+    call = h.tools.calls[0][0]
+    assert "kitchen" in str(call.arguments).lower()
+    route = h.of(Routed)[0]
+    assert route.way == "local" and route.kind == "tool"
+    assert h.of(Say)[-1].prompt == "done"
+
+
+async def test_constrained_decoding_rescues_a_garbled_transcript() -> None:
+    # Whisper heard nonsense, but the grammar's best sentence is confidently a command.
+    rec = ScriptedRecognizer(["Turn of the kitchen lied."], best_sentence="turn off the kitchen light", best_confidence=0.95)
+    h = Harness(rec)
+    await h.utter()
+    assert rec.scored and 0 < rec.scored[0] <= 600
+    transcript = h.of(Transcript)[0]
+    assert transcript.command == "turn off the kitchen light" and transcript.command_confidence == pytest.approx(0.95)
+    assert [c.name for c, _ in h.tools.calls] == ["turn_off"]
+
+
+async def test_unsure_grammar_match_does_not_override_a_question_for_the_cloud() -> None:
+    cloud = SlowCloud()
+    cloud.release.set()
+    rec = ScriptedRecognizer(["What's the weather like tomorrow?"], best_sentence="turn on the fan", best_confidence=0.99)
+    h = Harness(rec, cloud=cloud)
+    await h.utter()
+    assert rec.scored == []  # not about the home: the grammar isn't even scored
+    assert h.tools.calls == [] and cloud.turns == 1
+    assert h.of(Routed)[0].way == "cloud"
+    assert h.of(CloudReply)[0].reply_text == "It is sunny."
+    assert h.listens == [(4000, "followup")]
+
+
+async def test_unknown_device_is_refused_locally_not_guessed() -> None:
+    h = Harness(ScriptedRecognizer(["Turn on the sauna."]))
+    await h.utter()
+    assert h.tools.calls == []
+    say = h.of(Say)[-1]
+    assert say.prompt == "unknown_device" and "sauna" in (say.text or "")
+
+
+async def test_risky_action_waits_for_a_spoken_yes() -> None:
+    h = Harness(ScriptedRecognizer(["Unlock the front door.", "Yes, do it."]))
+    await h.utter()
+    assert [(c.name, ok) for c, ok in h.tools.calls] == [("unlock", False)]
+    assert h.of(Say)[-1].prompt == "are_you_sure"
+    assert h.listens and h.listens[-1][1] == "confirm"
+    await h.utter()
+    assert [(c.name, ok) for c, ok in h.tools.calls] == [("unlock", False), ("unlock", True)]
+
+
+async def test_risky_action_is_cancelled_by_no_or_silence() -> None:
+    h = Harness(ScriptedRecognizer(["Unlock the front door.", "No."]))
+    await h.utter()
+    await h.utter()
+    assert [ok for _, ok in h.tools.calls] == [False]
+    assert h.of(Say)[-1].prompt == "cancelled"
+    h2 = Harness(ScriptedRecognizer(["Unlock the front door."]))
+    await h2.utter()
+    await h2.assistant.handle(ListenTimeout(9000))
+    assert h2.of(Say)[-1].prompt == "cancelled"
+    assert [ok for _, ok in h2.tools.calls] == [False]
+
+
+async def test_privacy_switch_keeps_questions_on_the_device() -> None:
+    cloud = SlowCloud()
+    h = Harness(ScriptedRecognizer(["Tell me a joke."]), cloud=cloud, cloud_enabled=False)
+    await h.utter()
+    assert cloud.turns == 0
+    assert h.of(Routed)[0].way == "drop"
+    assert h.of(Say)[-1].prompt == "cloud_disabled"
+
+
+async def test_wake_word_during_a_cloud_reply_interrupts_it() -> None:
+    cloud = SlowCloud(Outcome(status="interrupted", followup_s=0.0))
+    h = Harness(ScriptedRecognizer(["Tell me a long story."]), cloud=cloud)
+    await h.assistant.handle(UTTERANCE)
+    for _ in range(20):
+        await asyncio.sleep(0)
+    assert cloud.turns == 1
+    await h.assistant.handle(Detection("okay_nabu", 0.98, 5000))
+    await h.assistant.drain()
+    assert cloud.interrupts == 1
+    assert h.of(Interrupted)[0].timestamp_ms == 5000
+    assert h.of(CloudReply)[0].status == "interrupted"
+    assert h.listens == []
+
+
+async def test_a_failing_command_is_reported_and_the_assistant_keeps_going() -> None:
+    class Broken(ScriptedRecognizer):
+        def transcribe(self, audio: np.ndarray) -> tuple[str, Any]:
+            raise RuntimeError("onnx exploded")
+
+    h = Harness(Broken([]))
+    await h.utter()
+    assert h.of(Say)[-1].prompt == "error"
+    h.assistant._recognizer = ScriptedRecognizer(["Turn on the kitchen light."])  # noqa: SLF001
+    await h.utter()
+    assert [c.name for c, _ in h.tools.calls] == ["turn_on"]
+
+
+@pytest.mark.parametrize(
+    ("text", "answer"),
+    [("Yes.", True), ("yeah go ahead", True), ("No.", False), ("no, don't", False), ("cancel", False), ("banana", None), ("", None)],
+)
+def test_yes_or_no(text: str, answer: bool | None) -> None:
+    assert yes_or_no(text) is answer
