@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.broker import Mosquitto
+from device.sim.broker import Mosquitto
 
 
 @pytest.fixture

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import shutil
 import socket
 import statistics
 import subprocess
@@ -31,6 +30,7 @@ from device.errors import ToolError
 from device.events import ToolCall
 from device.intent import Understanding, candidate_sentences
 from device.settings import Settings, replace_path
+from device.sim.broker import Mosquitto
 from device.tools.registry import Registry
 from device.tools.session import HomeSession
 from device.tools.tools import HomeTools
@@ -118,12 +118,6 @@ def _out(line: str) -> None:
     sys.stdout.flush()
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 async def latency(settings: Settings, sim: subprocess.Popen[str]) -> dict[str, float]:
     import paho.mqtt.client as paho
     from paho.mqtt.enums import CallbackAPIVersion
@@ -196,18 +190,14 @@ def run(args: argparse.Namespace) -> int:
     if args.no_latency:
         return 0
     settings = Settings()
-    proc = None
+    broker = None
     workdir = None
     url = args.mqtt
     if url is None:
-        exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-        port = _free_port()
         workdir = tempfile.TemporaryDirectory()
-        conf = Path(workdir.name) / "mosquitto.conf"
-        conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nset_tcp_nodelay true\n")
-        proc = subprocess.Popen([exe, "-c", str(conf)], stderr=subprocess.DEVNULL)
-        time.sleep(0.3)
-        url = f"mqtt://127.0.0.1:{port}"
+        broker = Mosquitto(Path(workdir.name))
+        broker.start()
+        url = broker.url
     settings = replace_path(apply_mqtt_url(settings, url), "device.id", "voxhome-bench")
     sim = subprocess.Popen([sys.executable, "-m", "device.sim.home", "--mqtt", url, "--discovery", str(DEMO)],
                            stdout=subprocess.PIPE, text=True)
@@ -218,9 +208,8 @@ def run(args: argparse.Namespace) -> int:
     finally:
         sim.terminate()
         sim.wait(5)
-        if proc is not None:
-            proc.terminate()
-            proc.wait(5)
+        if broker is not None:
+            broker.stop()
         if workdir is not None:
             workdir.cleanup()
     _out(f"transcript → MQTT publish over {lat['commands']} commands: median {lat['transcript_to_publish_ms_median']:.2f} ms, "

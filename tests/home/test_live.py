@@ -18,7 +18,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from device.errors import ToolError
 from device.events import ToolCall
 from device.tools.session import HomeSession
-from tests.broker import Mosquitto
+from device.sim.broker import Mosquitto
 from tests.home.conftest import SimHome, run_async, settings_for
 
 

@@ -12,7 +12,7 @@ import pytest
 
 from device.errors import ToolError
 from device.tools.session import HomeSession
-from tests.broker import Mosquitto
+from device.sim.broker import Mosquitto
 from tests.home.conftest import run_async, settings_for
 
 
