@@ -21,7 +21,9 @@ COMMANDS: tuple[str, ...] = (
     "device.cli.bench",
     "device.cli.models",
     "device.cli.sim",
+    "device.cli.transcribe",
     "device.cli.say",
+    "device.cli.demo",
 )
 
 

@@ -1,25 +1,37 @@
-"""`voxhome run`: the appliance. For now it prints the front end's events; later stages
-(speech recognition, home actions, the cloud) plug in as more handlers in `handlers()`."""
+"""`voxhome run`: the appliance — wake word, local commands, the cloud, the home, its voice.
+
+With `--audio FILE` it runs on the file and exits at its end; otherwise on the configured
+microphone until SIGTERM/SIGINT. One JSON line per event on stdout.
+"""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 from typing import Any
 
-from device.cli.listen import add_listen_options, print_event, run_service
-from device.service import Handler
+from device.appliance import RunOptions, run
+from device.cli.common import add_cloud_option, add_mqtt_option, settings_from_args
+from device.cli.listen import add_listen_options, print_event
+from hal.sink import RecordingSink
 
 
 def register(sub: Any) -> None:
     parser = sub.add_parser("run", help="run the speaker (the microphone, or --audio FILE and exit at its end)")
     add_listen_options(parser)
+    add_mqtt_option(parser)
+    add_cloud_option(parser)
+    parser.add_argument("--speaker-wav", metavar="FILE", help="write what the speaker says to FILE instead of playing it")
     parser.set_defaults(func=run_appliance)
 
 
-def handlers(args: argparse.Namespace) -> list[Handler]:
-    """Everything that reacts to the pipeline's events, in order."""
-    return [print_event(args.vad)]
-
-
 def run_appliance(args: argparse.Namespace) -> int:
-    return run_service(args, handlers(args))
+    settings = settings_from_args(args)
+    speaker = RecordingSink()
+    try:
+        return asyncio.run(
+            run(settings, RunOptions(audio=args.audio, realtime=args.realtime), [print_event(args.vad)], speaker=speaker)
+        )
+    finally:
+        if args.speaker_wav:
+            speaker.write_wav(args.speaker_wav)

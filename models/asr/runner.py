@@ -1,0 +1,315 @@
+"""The on-device speech recognizer: Whisper tiny.en as int8 ONNX graphs, onnxruntime + numpy only.
+
+`WhisperOnnx.load(bundle_dir, threads=1)` opens a bundle written by `models.asr.factory`;
+`.transcribe(audio)` runs the encoder on the utterance plus a few seconds of silence, never on
+a 30 s window padded with zeros, and decodes greedily with the key/value cache; `.score` / `.best` rank candidate sentences by teacher-forced
+log-likelihood (see `models.asr.constrained`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+
+from device.errors import ModelError
+from models.asr.constrained import confidences, score_candidates
+from models.asr.loops import drop_repeats, repeats, token_loop
+from models.asr.mel import HOP, MAX_FRAMES, N_MELS, SAMPLE_RATE, LogMel
+from models.asr.tokenizer import Tokenizer
+from models.manifest import BundleManifest, verify_bundle
+from models.onnx import check_inputs, session_options
+
+_LOGGER = logging.getLogger(__name__)
+
+LAYERS = 4
+HEADS = 6
+HEAD_DIM = 64
+D_MODEL = 384
+WINDOW_SAMPLES = MAX_FRAMES * HOP
+"""30 s, the most the encoder takes at once; longer audio is transcribed window by window."""
+SILENCE_PEAK = 1e-3
+"""Audio whose peak stays below this (-60 dBFS) is treated as silence without running the model."""
+NO_SPEECH_THRESHOLD = 0.6
+LOGPROB_THRESHOLD = -1.0
+DEFAULT_PAD_SECONDS = 2.0
+"""Trailing silence added to every utterance before the encoder (measured: `voxhome bench asr`)."""
+TOKENS_PER_SECOND = 12
+"""A cap on decoded tokens per second of audio (fast speech is ~5); it stops runaway repetition."""
+
+
+@dataclass(frozen=True, slots=True)
+class Details:
+    duration_s: float
+    tokens: tuple[int, ...]
+    avg_logprob: float
+    no_speech_prob: float
+    encoder_ms: float
+    decoder_ms: float
+    windows: int
+    skipped: str | None = None
+    """Why the model didn't run at all ('empty', 'silence'), else None."""
+
+
+@dataclass(frozen=True, slots=True)
+class EncoderOutput:
+    """The encoder's output for one utterance: cross-attention keys/values per decoder layer."""
+
+    feeds: dict[str, np.ndarray]
+
+
+class WhisperOnnx:
+    def __init__(self, bundle_dir: Path, manifest: BundleManifest, threads: int) -> None:
+        self.bundle_dir = bundle_dir
+        self.manifest = manifest
+        self.threads = threads
+        meta = manifest.metadata
+        # Whisper never saw speech run to the very end of its window in training: with no trailing
+        # silence it often loops instead of ending (WER 0.58 instead of 0.29 on the bench's
+        # commands); 2 s of it match the full 30 s window's WER at an eighth of the latency.
+        self.pad_samples = int(float(meta.get("pad_seconds", DEFAULT_PAD_SECONDS)) * SAMPLE_RATE)
+        self._encoder = _open(bundle_dir / "encoder.onnx", threads)
+        self._decoder = _open(bundle_dir / "decoder.onnx", threads)
+        self._head = _open(bundle_dir / "head.onnx", threads)
+        # Memory-mapped: only the rows of tokens actually used become resident.
+        self._embed_codes = _load_npy(bundle_dir / "embed_codes.npy", np.int8, 2)
+        self._embed_scales = _load_npy(bundle_dir / "embed_scales.npy", np.float32, 1)
+        if self._embed_codes.shape[0] != self._embed_scales.shape[0] or self._embed_codes.shape[1] != D_MODEL:
+            raise ModelError("model-shape", f"{bundle_dir}: embedding table and scales disagree in shape")
+        self.tokenizer = Tokenizer.load(bundle_dir / "tokenizer.npz")
+        config = _load_json(bundle_dir / "config.json")
+        vocab = self._embed_codes.shape[0]
+        suppress = [i for i in config.get("suppress_ids", []) if 0 <= i < vocab]
+        # Never emit control tokens other than end-of-text: no timestamps, no language tags.
+        suppress += [i for i in range(self.tokenizer.first_special, vocab) if i != self.tokenizer.eot]
+        self._suppress = np.array(sorted(set(suppress)), dtype=np.int64)
+        self._suppress_begin = np.array([i for i in config.get("suppress_ids_begin", []) if 0 <= i < vocab], dtype=np.int64)
+        self._mel = LogMel()
+        self.prompt = (self.tokenizer.sot, self.tokenizer.no_timestamps)
+
+    @classmethod
+    def load(
+        cls, bundle_dir: str | Path, threads: int = 1, *, pad_seconds: float | None = None, verify_hashes: bool = False
+    ) -> WhisperOnnx:
+        """Open a bundle; sizes are always checked against the manifest, hashes on request.
+
+        `pad_seconds` of silence after the utterance overrides the bundle's default (the bench
+        measures the choices; 30 means "always a full 30 s window", as Whisper was trained).
+        """
+        bundle_dir = Path(bundle_dir)
+        manifest = verify_bundle(bundle_dir, hashes=verify_hashes)
+        if manifest.kind != "asr":
+            raise ModelError("model-bad-manifest", f"{bundle_dir} is a {manifest.kind} bundle, not asr")
+        if not 1 <= threads <= 16:
+            raise ModelError("asr-config", f"threads must be between 1 and 16, not {threads}")
+        runner = cls(bundle_dir, manifest, threads)
+        if pad_seconds is not None:
+            if not 0.0 <= pad_seconds <= 30.0:
+                raise ModelError("asr-config", f"pad_seconds must be between 0 and 30, not {pad_seconds}")
+            runner.pad_samples = int(pad_seconds * SAMPLE_RATE)
+        return runner
+
+    # -- building blocks shared with constrained decoding -------------------------------------
+
+    def embed(self, tokens: np.ndarray) -> np.ndarray:
+        """[B, L] token ids → [B, L, 384] float32 from the int8 table."""
+        return self._embed_codes[tokens].astype(np.float32) * self._embed_scales[tokens][..., None]
+
+    def embedding_rows(self, ids: np.ndarray) -> np.ndarray:
+        """The (dequantized) output-layer rows for `ids`: [K, 384] (the head is tied to the table)."""
+        return self._embed_codes[ids].astype(np.float32) * self._embed_scales[ids][:, None]
+
+    def encode(self, audio: np.ndarray) -> EncoderOutput:
+        mel = self._mel(audio, self.pad_samples)
+        if mel.shape[1] % 2:
+            mel = mel[:, :-1]
+        outputs = self._encoder.run(None, {"mel": mel[None]})
+        names = [o.name for o in self._encoder.get_outputs()]
+        return EncoderOutput(dict(zip(names, outputs, strict=True)))
+
+    def empty_cache(self, batch: int) -> dict[str, np.ndarray]:
+        empty = np.zeros((batch, HEADS, 0, HEAD_DIM), np.float32)
+        return {f"past_{kind}_{i}": empty for i in range(LAYERS) for kind in "kv"}
+
+    def decode(self, tokens: np.ndarray, cache: dict[str, np.ndarray], cross: EncoderOutput) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """Run the decoder on [B, L] tokens after `cache`; returns hidden [B, L, 384] and the new cache."""
+        feeds = {"embeddings": self.embed(tokens), **cache, **cross.feeds}
+        hidden, *present = self._decoder.run(None, feeds)
+        return hidden, {f"past_{kind}_{i}": present[2 * i + (kind == "v")] for i in range(LAYERS) for kind in "kv"}
+
+    def logits(self, hidden: np.ndarray) -> np.ndarray:
+        (out,) = self._head.run(None, {"hidden": hidden.reshape(-1, D_MODEL)})
+        return np.asarray(out)
+
+    # -- free transcription -------------------------------------------------------------------
+
+    def transcribe(self, audio: np.ndarray) -> tuple[str, Details]:
+        audio = _check_audio(audio)
+        duration = len(audio) / SAMPLE_RATE
+        if len(audio) < HOP * 2:
+            return "", Details(duration, (), 0.0, 1.0, 0.0, 0.0, 0, skipped="empty")
+        if float(np.abs(audio).max()) < SILENCE_PEAK:
+            return "", Details(duration, (), 0.0, 1.0, 0.0, 0.0, 0, skipped="silence")
+        texts, tokens, logprobs, no_speech = [], [], [], []
+        enc_ms = dec_ms = 0.0
+        starts = range(0, len(audio), WINDOW_SAMPLES)
+        for start in starts:
+            window = audio[start : start + WINDOW_SAMPLES]
+            if len(window) < HOP * 2:
+                continue
+            t0 = time.perf_counter()
+            cross = self.encode(window)
+            t1 = time.perf_counter()
+            ids, logprob, p_none = self._greedy(cross, len(window) / SAMPLE_RATE)
+            t2 = time.perf_counter()
+            enc_ms += (t1 - t0) * 1000
+            dec_ms += (t2 - t1) * 1000
+            if p_none > NO_SPEECH_THRESHOLD and logprob < LOGPROB_THRESHOLD:
+                _LOGGER.debug("window at %.1f s judged no speech (p=%.2f)", start / SAMPLE_RATE, p_none)
+                ids = []
+            texts.append(self.tokenizer.decode(ids).strip().rstrip(",;"))
+            tokens += ids
+            logprobs.append(logprob)
+            no_speech.append(p_none)
+        text = " ".join(t for t in texts if t)
+        details = Details(
+            duration_s=duration,
+            tokens=tuple(tokens),
+            avg_logprob=float(np.mean(logprobs)) if logprobs else 0.0,
+            no_speech_prob=float(min(no_speech)) if no_speech else 1.0,
+            encoder_ms=enc_ms,
+            decoder_ms=dec_ms,
+            windows=len(logprobs),
+        )
+        return text, details
+
+    def _greedy(self, cross: EncoderOutput, seconds: float) -> tuple[list[int], float, float]:
+        max_tokens = min(224, int(TOKENS_PER_SECOND * seconds) + 8)
+        tokens = np.array([self.prompt], dtype=np.int64)
+        cache = self.empty_cache(1)
+        out: list[int] = []
+        total_logprob = 0.0
+        no_speech_prob = 0.0
+        for step in range(max_tokens):
+            hidden, cache = self.decode(tokens, cache, cross)
+            if step == 0 and self.tokenizer.no_speech is not None:
+                first = _log_softmax(self.logits(hidden[0, :1]))[0]
+                no_speech_prob = float(np.exp(first[self.tokenizer.no_speech]))
+            logits = self.logits(hidden[0, -1:])[0]
+            logits[self._suppress] = -np.inf
+            if step == 0:
+                logits[self._suppress_begin] = -np.inf
+            logprobs = _log_softmax(logits[None])[0]
+            token = int(np.argmax(logits))
+            total_logprob += float(logprobs[token])
+            if token == self.tokenizer.eot:
+                break
+            out.append(token)
+            if token_loop(out):
+                del out[len(out) - token_loop(out) * 2 :]
+                break
+            if repeats(self.tokenizer.decode(out)):
+                out = self._first_round(out)
+                break
+            tokens = np.array([[token]], dtype=np.int64)
+        return out, total_logprob / (len(out) + 1), no_speech_prob
+
+    def _first_round(self, tokens: list[int]) -> list[int]:
+        """The shortest prefix of a looped token sequence that reads as the loop's first round."""
+        kept = drop_repeats(self.tokenizer.decode(tokens))
+        for end in range(1, len(tokens) + 1):
+            if self.tokenizer.decode(tokens[:end]).strip().rstrip(",;") == kept:
+                return tokens[:end]
+        return tokens
+
+    # -- constrained decoding -----------------------------------------------------------------
+
+    def score(self, audio: np.ndarray, candidates: Sequence[str]) -> list[tuple[str, float]]:
+        """Each candidate with its mean per-token log-likelihood given the audio, in input order."""
+        audio = _check_audio(audio)
+        if not candidates:
+            return []
+        if len(audio) < HOP * 2:
+            raise ModelError("asr-bad-audio", "audio too short to score candidates against")
+        cross = self.encode(audio[:WINDOW_SAMPLES])
+        return [(s.sentence, s.loglik) for s in score_candidates(self, cross, candidates)]
+
+    def best(self, audio: np.ndarray, candidates: Sequence[str]) -> tuple[str, float]:
+        """The most likely candidate and its confidence (softmax over the candidates' scores)."""
+        scored = self.score(audio, candidates)
+        if not scored:
+            raise ModelError("asr-bad-candidate", "no candidate sentences to choose from")
+        probs = confidences([s for _, s in scored])
+        index = int(np.argmax(probs))
+        return scored[index][0], float(probs[index])
+
+    def close(self) -> None:
+        pass  # sessions and maps are released with the object
+
+
+def _log_softmax(x: np.ndarray) -> np.ndarray:
+    x = x - x.max(axis=-1, keepdims=True)
+    return x - np.log(np.exp(x).sum(axis=-1, keepdims=True))
+
+
+def _open(path: Path, threads: int) -> ort.InferenceSession:
+    """An ORT session without a memory arena: activations are freed after each run instead of
+    being kept at their high-water mark (a batch of candidates would otherwise pin its peak).
+    Weight pre-packing stays on: it costs ~7 MB and halves the decoder's time per token.
+    """
+    if not path.is_file():
+        raise ModelError("model-missing-file", f"{path} is missing")
+    options = session_options(threads)
+    options.enable_cpu_mem_arena = False
+    try:
+        session = ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
+    except Exception as err:  # onnxruntime raises its own untyped errors for corrupt files
+        raise ModelError("model-corrupt", f"can't load ONNX model {path}: {err}") from None
+    expected = {
+        "encoder.onnx": {"mel": [1, N_MELS, None]},
+        "decoder.onnx": {"embeddings": [None, None, D_MODEL], "past_k_0": [None, HEADS, None, HEAD_DIM]},
+        "head.onnx": {"hidden": [None, D_MODEL]},
+    }[path.name]
+    check_inputs(session, expected, str(path))
+    return session
+
+
+def _check_audio(audio: np.ndarray) -> np.ndarray:
+    audio = np.asarray(audio)
+    if audio.ndim != 1:
+        raise ModelError("asr-bad-audio", f"expected mono float32 samples, got an array of shape {audio.shape}")
+    audio = audio.astype(np.float32, copy=False)
+    if audio.size and not np.isfinite(audio).all():
+        raise ModelError("asr-bad-audio", "audio contains NaN or infinite samples")
+    return audio
+
+
+def _load_npy(path: Path, dtype: type, ndim: int) -> np.ndarray:
+    try:
+        array = np.load(path, mmap_mode="r", allow_pickle=False)
+    except FileNotFoundError:
+        raise ModelError("model-missing-file", f"{path} is missing") from None
+    except (OSError, ValueError) as err:
+        raise ModelError("model-corrupt", f"{path} is not a readable .npy array: {err}") from None
+    if array.dtype != np.dtype(dtype) or array.ndim != ndim:
+        raise ModelError("model-corrupt", f"{path} holds {array.dtype} {array.shape}, expected {np.dtype(dtype)} rank {ndim}")
+    return array
+
+
+def _load_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ModelError("model-missing-file", f"{path} is missing") from None
+    except (OSError, ValueError) as err:
+        raise ModelError("model-corrupt", f"{path} is not readable JSON: {err}") from None
+    if not isinstance(data, dict):
+        raise ModelError("model-corrupt", f"{path} should hold a JSON object")
+    return data

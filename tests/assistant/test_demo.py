@@ -1,0 +1,46 @@
+"""The README's demo, end to end as a user runs it: real wake word, VAD, speech model, mosquitto,
+virtual home and fake realtime server, on synthesized speech; checked from its JSON output."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import soundfile
+
+
+def test_demo_runs_every_turn_and_changes_the_virtual_home(tmp_path: Path) -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "device", "demo", "--keep", str(tmp_path)],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    events = [json.loads(line) for line in out.stdout.splitlines()]
+    types = [e["type"] for e in events]
+    assert types.count("wake") == 4
+    calls = [(e["name"], e["arguments"]) for e in events if e["type"] == "tool_call"]
+    assert calls == [
+        ("turn_on", {"entity": "light.kitchen_light"}),
+        ("set_temperature", {"entity": "climate.thermostat", "temperature": 21}),
+        ("unlock", {"entity": "lock.front_door"}),
+        ("unlock", {"entity": "lock.front_door"}),
+    ]
+    results = [(e["name"], e["status"]) for e in events if e["type"] == "tool_result"]
+    assert results == [
+        ("turn_on", "ok"), ("set_temperature", "ok"), ("unlock", "needs_confirmation"), ("unlock", "ok"),
+        ("turn_on", "ok"),  # the cloud's tool call, through the same home tools
+    ]
+    routes = [e["way"] for e in events if e["type"] == "route"]
+    assert routes == ["local", "local", "local", "cloud"]
+    reply = next(e for e in events if e["type"] == "cloud_reply")
+    assert reply["status"] == "ok" and reply["played_ms"] > 500
+    done = events[-1]
+    assert done["type"] == "demo" and done["step"] == "done"
+    assert done["states"]["light.kitchen_light"]["state"] == "on"
+    assert done["states"]["climate.thermostat"]["temperature"] == 21
+    assert done["states"]["lock.front_door"]["state"] == "unlocked"
+    assert done["states"]["light.living_room_lamp"]["state"] == "on"
+    played, rate = soundfile.read(done["speaker_audio"])
+    assert rate == 16000 and len(played) / rate > 0.5
