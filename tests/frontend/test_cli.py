@@ -29,9 +29,14 @@ def test_listen_on_a_file_prints_wake_speech_start_speech_end(command_wav: Path,
 
 
 def test_run_exits_at_the_end_of_the_file(command_wav: Path, tmp_path: Path) -> None:
-    result = voxhome("run", "--audio", str(command_wav), "--save", str(tmp_path / "utt"))
+    # No broker and no cloud: the speaker still hears, transcribes and answers, then exits.
+    config = tmp_path / "config.toml"
+    config.write_text("[mqtt]\nenabled = false\n[cloud]\nenabled = false\n")
+    result = voxhome("--config", str(config), "run", "--audio", str(command_wav), "--save", str(tmp_path / "utt"))
     assert result.returncode == 0, result.stderr
-    assert [json.loads(x)["type"] for x in result.stdout.splitlines()] == ["wake", "speech_start", "speech_end"]
+    events = [json.loads(x) for x in result.stdout.splitlines()]
+    assert [e["type"] for e in events[:4]] == ["wake", "speech_start", "speech_end", "transcript"]
+    assert "kitchen" in events[3]["text"].lower()
     assert len(list((tmp_path / "utt").glob("*.wav"))) == 1
 
 
