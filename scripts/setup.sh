@@ -32,7 +32,7 @@ PY=${PYTHON:-python3}
 if [[ ! -x .venv/bin/python ]]; then
   "$PY" -m venv .venv
 fi
-EXTRAS=${VOXHOME_EXTRAS:-test,build}
+EXTRAS=${VOXHOME_EXTRAS:-test,build,bench}
 stamp=.venv/.voxhome-installed
 want="$(sha256sum setup.cfg | cut -d' ' -f1) $EXTRAS"
 if [[ ! -f $stamp || "$(cat $stamp)" != "$want" ]]; then
