@@ -24,6 +24,7 @@ COMMANDS: tuple[str, ...] = (
     "device.cli.transcribe",
     "device.cli.say",
     "device.cli.demo",
+    "device.cli.ota",
 )
 
 

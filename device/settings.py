@@ -101,10 +101,18 @@ class SpeakerSettings:
     """WAV file to write when backend = 'file' (tests, demo)."""
     volume: float = 0.8
     """Linear output gain, 0..1."""
+    fade_ms: int = 8
+    """Fade in/out at stream start, stop and volume changes, so playback never clicks."""
+    duck_volume: float = 0.25
+    """Gain relative to `volume` while ducked (the user is talking over the device)."""
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.volume <= 1.0:
             raise ValueError("volume must be between 0 and 1")
+        if not 0 <= self.fade_ms <= 100:
+            raise ValueError("fade_ms must be between 0 and 100")
+        if not 0.0 <= self.duck_volume <= 1.0:
+            raise ValueError("duck_volume must be between 0 and 1")
 
 
 @dataclass(frozen=True, slots=True)
