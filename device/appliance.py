@@ -21,7 +21,7 @@ from pathlib import Path
 from device.assistant import Assistant, Recognizer, listen_via
 from device.cloud.decision import RouteDecider
 from device.cloud.realtime import RealtimeClient
-from device.errors import ToolError
+from device.errors import OtaError, ToolError
 from device.events import ToolCall, ToolResult
 from device.frontend import Frontend
 from device.service import Service, open_source
@@ -29,6 +29,7 @@ from device.settings import Settings
 from device.tools.api import ToolExecutor, ToolSpec
 from device.tools.session import HomeSession
 from hal.sink import AudioSink
+from ota.slots import SlotStore
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -43,11 +44,35 @@ class RunOptions:
     """Pace a file like a live microphone (barge-in and follow-ups then behave as live)."""
 
 
+def installed_bundle(settings: Settings, kind: str) -> Path | None:
+    """The active OTA slot's bundle of `kind`, verified, or None when OTA installed none.
+
+    Each start spends one trial attempt of a freshly switched model (or rolls it back when none
+    are left): a model that crashes the service is undone by systemd's restarts alone.
+    """
+    store = SlotStore(Path(settings.device.state_dir) / "ota")
+    try:
+        store.load().kind(kind)
+    except OtaError:
+        return None  # nothing installed for this kind (or no state directory on this machine)
+    try:
+        outcome, state = store.boot(kind)
+        if outcome != "success":
+            _LOGGER.warning("%s model %s: %s", kind, state.version, outcome)
+        path, manifest = store.load_active(kind)
+    except OtaError as err:
+        _LOGGER.error("installed %s model unusable (%s); using the built-in one", kind, err.message)
+        return None
+    _LOGGER.info("%s model %s from slot %s", kind, manifest.version, path.name)
+    return path
+
+
 def load_recognizer(settings: Settings) -> Recognizer:
-    """The speech model: the configured bundle, else the one built from the packaged weights."""
+    """The speech model: the configured bundle, else the OTA-installed one, else the one built
+    from the packaged weights (cached after the first start)."""
     from models.asr.runner import WhisperOnnx
 
-    bundle = Path(settings.asr.bundle) if settings.asr.bundle else None
+    bundle = Path(settings.asr.bundle) if settings.asr.bundle else installed_bundle(settings, "asr")
     if bundle is None:
         from models.asr.factory import ensure_asr_bundle
 
