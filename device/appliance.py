@@ -21,12 +21,13 @@ from pathlib import Path
 from device.assistant import Assistant, Recognizer, listen_via
 from device.cloud.decision import RouteDecider
 from device.cloud.realtime import RealtimeClient
+from device.confirmation import SpokenConfirmation
 from device.errors import OtaError, ToolError
 from device.events import ToolCall, ToolResult
 from device.frontend import Frontend
 from device.service import Service, open_source
 from device.settings import Settings
-from device.tools.api import ToolExecutor, ToolSpec
+from device.tools.api import ToolSpec
 from device.tools.session import HomeSession
 from hal.sink import AudioSink
 from ota.slots import SlotStore
@@ -110,9 +111,10 @@ async def run(
         if home is not None:
             stack.push_async_callback(home.close)
         cloud = None
+        confirmation = None
         if settings.cloud.enabled:
-            tools: ToolExecutor = home.tools if home is not None else _NoTools()
-            cloud = RealtimeClient(settings.cloud, tools, speaker)
+            confirmation = SpokenConfirmation(home.tools if home is not None else _NoTools())
+            cloud = RealtimeClient(settings.cloud, confirmation, speaker)
             stack.push_async_callback(cloud.close)
 
         async def emit(event: object) -> None:
@@ -130,6 +132,7 @@ async def run(
             registry=home.registry if home is not None else None,
             tools=home.tools if home is not None else None,
             cloud=cloud,
+            cloud_confirmation=confirmation,
             min_command_confidence=settings.asr.min_confidence,
             followup_ms=round(settings.cloud.followup_s * 1000),
         )

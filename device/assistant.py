@@ -24,6 +24,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from device.cloud.decision import LocalKind, RouteDecider
+from device.confirmation import SpokenConfirmation
 from device.errors import VoxError
 from device.events import (
     CloudReply,
@@ -41,8 +42,8 @@ from device.events import (
 )
 from device.intent.grammar import candidate_sentences
 from device.intent.parser import Decision, Understanding
-from device.tools.registry import Registry
 from device.tools.api import ToolExecutor
+from device.tools.registry import Registry
 from hal.audio import pcm16_to_float
 
 _LOGGER = logging.getLogger(__name__)
@@ -97,6 +98,7 @@ class Assistant:
         registry: Registry | None = None,
         tools: ToolExecutor | None = None,
         cloud: CloudTurns | None = None,
+        cloud_confirmation: SpokenConfirmation | None = None,
         min_command_confidence: float = 0.6,
         followup_ms: int = 5000,
     ) -> None:
@@ -107,6 +109,7 @@ class Assistant:
         self._registry = registry
         self._tools = tools
         self._cloud = cloud
+        self._cloud_confirmation = cloud_confirmation
         self._min_command_confidence = min_command_confidence
         self._followup_ms = followup_ms
         self._pending: _Pending | None = None
@@ -155,6 +158,14 @@ class Assistant:
             text, _details = await asyncio.to_thread(self._recognizer.transcribe, audio)
         if self._pending is not None:
             await self._confirm(text, utterance)
+            return
+        if self._cloud_confirmation is not None and self._cloud_confirmation.waiting is not None:
+            # The cloud asked "are you sure?": the device itself judges the answer, then the
+            # model hears it too and repeats the call, which only now goes through.
+            self._cloud_confirmation.answer(yes_or_no(text))
+            await self._emit(Transcript(text, utterance.timestamp_ms))
+            await self._emit(Routed("cloud", "answer to the cloud's confirmation question", "none", 1.0))
+            await self._cloud_turn(utterance)
             return
         decision = self._understand(text)
         command, command_confidence = None, 0.0

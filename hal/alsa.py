@@ -145,5 +145,12 @@ class AlsaSink:
         """Discard what is queued in the device (barge-in)."""
         self._pcm.drop()
 
+    def queued_frames(self) -> int:
+        """Frames written but not played yet (buffer size minus free space); 0 if ALSA can't say."""
+        try:
+            return max(0, int(self._pcm.info()["buffer_size"]) - int(self._pcm.avail()))
+        except (alsaaudio.ALSAAudioError, KeyError, TypeError, ValueError):
+            return 0
+
     def close(self) -> None:
         self._pcm.close()

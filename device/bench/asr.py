@@ -116,10 +116,15 @@ def calibration(correct: list[bool], confidences: list[float]) -> dict[str, floa
 def run(args: argparse.Namespace) -> int:
     if args.commands < 40:
         raise VoxError("bench-setup", "--commands must be at least 40")
-    candidates = (
-        [line.strip() for line in args.candidates.read_text(encoding="utf-8").splitlines() if line.strip()]
-        if args.candidates else list(home_commands())
-    )
+    candidates = list(home_commands())
+    if args.candidates:
+        try:
+            lines = args.candidates.read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as err:
+            raise VoxError("bench-setup", f"can't read candidates from {args.candidates}: {err}") from None
+        candidates = [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
+        if len(candidates) < 40:
+            raise VoxError("bench-setup", f"{args.candidates} must hold at least 40 candidate sentences")
     commands = sample_commands(args.commands, tuple(candidates))
     pads = [float(p) for p in args.pads.split(",") if p.strip()]
     bundle = args.bundle or ensure_asr_bundle()

@@ -132,6 +132,9 @@ class HomeTools:
             raise ToolError("tool-arguments", f"bad arguments for {call.name}: {err.message[:120]}") from None
         targets = self.resolve(call.arguments, components)
         value = call.arguments.get(value_key) if value_key else None
+        if value_schema is not None and value_schema.get("type") == "integer" and isinstance(value, float):
+            # JSON Schema counts 1.0 as an integer, and models send it; payloads want 1.
+            value = int(value)
         if action == "get_state":
             return self._get_state(call, targets)
         risky = [e for e in targets if self.policy.needs_confirmation(e.id, e.component, action, e.device_class)]

@@ -21,6 +21,7 @@ import onnxruntime as ort
 
 from device.errors import ModelError
 from models.asr.constrained import confidences, score_candidates
+from models.asr.heap import limit_heap_growth, trim
 from models.asr.loops import drop_repeats, repeats, token_loop
 from models.asr.mel import HOP, MAX_FRAMES, N_MELS, SAMPLE_RATE, LogMel
 from models.asr.tokenizer import Tokenizer
@@ -75,9 +76,12 @@ class WhisperOnnx:
         # silence it often loops instead of ending (WER 0.58 instead of 0.29 on the bench's
         # commands); 2 s of it match the full 30 s window's WER at an eighth of the latency.
         self.pad_samples = int(float(meta.get("pad_seconds", DEFAULT_PAD_SECONDS)) * SAMPLE_RATE)
-        self._encoder = _open(bundle_dir / "encoder.onnx", threads)
-        self._decoder = _open(bundle_dir / "decoder.onnx", threads)
+        limit_heap_growth()
+        # Largest first, trimming after each: a session briefly holds its file twice while it
+        # loads, and that transient should sit on the smallest possible base.
         self._head = _open(bundle_dir / "head.onnx", threads)
+        self._decoder = _open(bundle_dir / "decoder.onnx", threads)
+        self._encoder = _open(bundle_dir / "encoder.onnx", threads)
         # Memory-mapped: only the rows of tokens actually used become resident.
         self._embed_codes = _load_npy(bundle_dir / "embed_codes.npy", np.int8, 2)
         self._embed_scales = _load_npy(bundle_dir / "embed_scales.npy", np.float32, 1)
@@ -179,6 +183,7 @@ class WhisperOnnx:
             logprobs.append(logprob)
             no_speech.append(p_none)
         text = " ".join(t for t in texts if t)
+        trim()
         details = Details(
             duration_s=duration,
             tokens=tuple(tokens),
@@ -248,6 +253,7 @@ class WhisperOnnx:
             raise ModelError("asr-bad-candidate", "no candidate sentences to choose from")
         probs = confidences([s for _, s in scored])
         index = int(np.argmax(probs))
+        trim()
         return scored[index][0], float(probs[index])
 
     def close(self) -> None:
@@ -272,6 +278,8 @@ def _open(path: Path, threads: int) -> ort.InferenceSession:
         session = ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
     except Exception as err:  # onnxruntime raises its own untyped errors for corrupt files
         raise ModelError("model-corrupt", f"can't load ONNX model {path}: {err}") from None
+    finally:
+        trim()
     expected = {
         "encoder.onnx": {"mel": [1, N_MELS, None]},
         "decoder.onnx": {"embeddings": [None, None, D_MODEL], "past_k_0": [None, HEADS, None, HEAD_DIM]},

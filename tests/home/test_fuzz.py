@@ -7,7 +7,7 @@ import asyncio
 import json
 from typing import Any
 
-from hypothesis import HealthCheck, event, given, settings
+from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
 from device.events import ToolCall
@@ -91,6 +91,8 @@ def plausible_call(draw: st.DrawFn) -> tuple[str, dict[str, Any]]:
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(call=st.one_of(plausible_call(), plausible_call(), plausible_call(), st.tuples(st.sampled_from(sorted(_TOOLS)) | st.text(max_size=10), ARGS)),
        confirmed=st.booleans(), evil=st.one_of(st.none(), CONFIG))
+# Found by this test: an integral float (valid "integer" in JSON Schema) crashed the light command.
+@example(call=("set_brightness", {"area": "Living Room", "brightness": 1.0}), confirmed=False, evil=None)
 def test_tool_arguments_never_crash_or_escape_the_allow_list(call: tuple[str, dict[str, Any]], confirmed: bool, evil: dict | None) -> None:
     name, arguments = call
     registry = demo_registry()

@@ -1,0 +1,58 @@
+"""Build the prompt bundle: `voxhome models build prompts` / `python -m device.voice.factory`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import shutil
+import sys
+from pathlib import Path
+
+from device.errors import ModelError, VoxError
+from device.voice.prompts import build_prompt_bundle, cache_root, ensure_prompt_bundle
+from device.voice.tts import ENGINES
+from models.manifest import verify_bundle
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--engine", choices=ENGINES, default="espeak-ng", help="local TTS that speaks the phrases")
+    parser.add_argument("--cache-dir", type=Path, help="bundle cache (default $XDG_CACHE_HOME/voxhome/bundles)")
+    parser.add_argument("--out", type=Path, help="also copy the bundle to this directory")
+    parser.add_argument("--force", action="store_true", help="rebuild even if cached")
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.force:
+        from device.voice.prompts import build_key
+
+        bundle = build_prompt_bundle((args.cache_dir or cache_root()) / f"prompts-{build_key(args.engine)}", args.engine)
+    else:
+        bundle = ensure_prompt_bundle(args.engine, root=args.cache_dir)
+    if args.out:
+        if args.out.exists():
+            raise ModelError("model-build", f"{args.out} already exists")
+        shutil.copytree(bundle, args.out)
+        bundle = args.out
+    manifest = verify_bundle(bundle)
+    summary = {
+        "bundle": str(bundle), "kind": manifest.kind, "version": manifest.version,
+        "files": len(manifest.files), "bytes": sum(f.size for f in manifest.files),
+    }
+    sys.stdout.write(json.dumps(summary) + "\n")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m device.voice.factory", description=__doc__.splitlines()[0])
+    add_arguments(parser)
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return run(parser.parse_args(argv))
+    except VoxError as err:
+        sys.stderr.write(f"voxhome: error [{err.code}]: {err.message}\n")
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
