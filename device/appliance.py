@@ -22,14 +22,22 @@ from device.assistant import Assistant, Recognizer, listen_via
 from device.cloud.decision import RouteDecider
 from device.cloud.realtime import RealtimeClient
 from device.confirmation import SpokenConfirmation
-from device.errors import OtaError, ToolError
+from device.errors import AudioError, OtaError, ToolError
 from device.events import ToolCall, ToolResult
 from device.frontend import Frontend
 from device.service import Service, open_source
 from device.settings import Settings
 from device.tools.api import ToolSpec
 from device.tools.session import HomeSession
-from hal.sink import AudioSink
+from device.voice.aec import EchoCancelledSource, EchoCanceller, ReferenceBuffer
+from device.voice.mute import MuteState, MuteSwitch
+from device.voice.output import VoiceOutput
+from device.voice.prompts import PromptBundle, ensure_prompt_bundle
+from device.voice.speaker import DeviceVoice
+from device.voice.tts import LocalTts
+from hal.player import NullOutput, Player, open_output
+from hal.player import Output as PlayerOutput
+from hal.source import AudioSource
 from ota.slots import SlotStore
 
 _LOGGER = logging.getLogger(__name__)
@@ -81,11 +89,11 @@ def load_recognizer(settings: Settings) -> Recognizer:
     return WhisperOnnx.load(bundle, threads=settings.asr.threads)
 
 
-async def open_home(settings: Settings) -> HomeSession | None:
+async def open_home(settings: Settings, on_mute: Callable[[bool], None] | None = None) -> HomeSession | None:
     """The home over MQTT, or None (local commands then answer that the home is unreachable)."""
     if not settings.mqtt.enabled:
         return None
-    home = HomeSession(settings)
+    home = HomeSession(settings, on_mute=on_mute)
     try:
         await home.open()
     except ToolError as err:
@@ -94,27 +102,72 @@ async def open_home(settings: Settings) -> HomeSession | None:
     return home
 
 
+def open_speaker(settings: Settings) -> PlayerOutput:
+    """The configured output; a speaker that can't be opened is reported, not fatal: the home
+    commands still work, and `voxhome doctor` says what is wrong."""
+    try:
+        return open_output(settings.audio.speaker)
+    except AudioError as err:
+        _LOGGER.error("speaker unavailable, answers will not be heard: %s", err.message)
+        return NullOutput()
+
+
+def build_voice(settings: Settings, player: Player) -> DeviceVoice:
+    """Prompts (the OTA-installed bundle, else the one built with the local TTS) and the TTS."""
+    engine = settings.voice.tts if settings.voice.tts != "none" else "espeak-ng"
+    tts = LocalTts(settings.voice.tts) if settings.voice.tts != "none" else None
+    bundle = Path(settings.voice.prompts) if settings.voice.prompts else installed_bundle(settings, "prompts")
+    if bundle is None:
+        bundle = ensure_prompt_bundle(engine)
+    prompts = PromptBundle(bundle, speak=(lambda text: tts.speak(text).audio) if tts is not None else None)
+    return DeviceVoice(player, prompts, tts)
+
+
 async def run(
     settings: Settings,
     options: RunOptions,
     outputs: Sequence[Output],
     *,
-    speaker: AudioSink,
+    speaker: PlayerOutput | None = None,
     recognizer: Recognizer | None = None,
 ) -> int:
-    source = open_source(settings.audio.mic, options.audio, realtime=options.realtime)
+    """Run the speaker until its audio source ends or SIGTERM; `speaker` overrides the
+    configured output device (the demo writes a WAV file)."""
+    live_mic = options.audio is None and settings.audio.mic.backend == "alsa"
+    # Echo cancellation only where there is an echo: a live microphone near our own speaker.
+    reference = ReferenceBuffer() if settings.voice.aec and live_mic else None
+    player = Player(
+        speaker or open_speaker(settings), settings.audio.speaker,
+        reference=reference.push if reference is not None else None,
+    )
+    source: AudioSource = open_source(settings.audio.mic, options.audio, realtime=options.realtime)
+    if reference is not None:
+        source = EchoCancelledSource(source, EchoCanceller(), reference)
     frontend = Frontend.from_settings(settings)
     if recognizer is None:
         recognizer = await asyncio.to_thread(load_recognizer, settings)
+    voice = await asyncio.to_thread(build_voice, settings, player)
     async with AsyncExitStack() as stack:
-        home = await open_home(settings)
+        stack.callback(player.close)
+        homes: list[HomeSession] = []
+
+        def report_mute(state: MuteState) -> None:
+            for home_session in homes:  # the status topic says so (Home Assistant's switch follows)
+                home_session.client.publish_own("mute", b"ON" if state.muted else b"OFF")
+
+        mute = MuteSwitch(settings.voice.muted, report=report_mute)
+        def mute_from_mqtt(muted: bool) -> None:
+            mute.set(muted, "mqtt")
+
+        home = await open_home(settings, on_mute=mute_from_mqtt)
         if home is not None:
+            homes.append(home)
             stack.push_async_callback(home.close)
         cloud = None
         confirmation = None
         if settings.cloud.enabled:
             confirmation = SpokenConfirmation(home.tools if home is not None else _NoTools())
-            cloud = RealtimeClient(settings.cloud, confirmation, speaker)
+            cloud = RealtimeClient(settings.cloud, confirmation, player)
             stack.push_async_callback(cloud.close)
 
         async def emit(event: object) -> None:
@@ -123,9 +176,15 @@ async def run(
                 if inspect.isawaitable(result):
                     await result
 
-        service = Service(source, frontend, [emit])
+        voice_output = VoiceOutput(voice, player, mute, emit)
+
+        async def emit_and_speak(event: object) -> None:
+            await emit(event)
+            await voice_output.handle(event)
+
+        service = Service(source, frontend, [emit_and_speak], muted=lambda: mute.muted)
         assistant = Assistant(
-            emit=emit,
+            emit=emit_and_speak,
             listen=listen_via(service.inject),
             decider=RouteDecider(min_local_confidence=0.6, cloud_enabled=settings.cloud.enabled),
             recognizer=recognizer,
@@ -152,6 +211,7 @@ async def run(
         try:
             status = await service.run()
             await assistant.drain()
+            await asyncio.to_thread(player.drain)
         finally:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(sig)

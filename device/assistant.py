@@ -34,6 +34,7 @@ from device.events import (
     ListenTimeout,
     Routed,
     Say,
+    SpeakerControl,
     StartListening,
     ToolCall,
     ToolResult,
@@ -42,6 +43,7 @@ from device.events import (
 )
 from device.intent.grammar import candidate_sentences
 from device.intent.parser import Decision, Understanding
+from device.intent.speaker import speaker_command
 from device.tools.api import ToolExecutor
 from device.tools.registry import Registry
 from hal.audio import pcm16_to_float
@@ -166,6 +168,12 @@ class Assistant:
             await self._emit(Transcript(text, utterance.timestamp_ms))
             await self._emit(Routed("cloud", "answer to the cloud's confirmation question", "none", 1.0))
             await self._cloud_turn(utterance)
+            return
+        control = speaker_command(text)
+        if control is not None:
+            await self._emit(Transcript(text, utterance.timestamp_ms))
+            await self._emit(Routed("local", "a command for the speaker itself", "speaker", 1.0))
+            await self._emit(SpeakerControl(control.action, control.value))
             return
         decision = self._understand(text)
         command, command_confidence = None, 0.0

@@ -155,6 +155,24 @@ class CloudReply:
     code: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class SpeakerControl:
+    """A command for the speaker itself: 'volume_step' (±n), 'volume_set' (0-10), 'mute'."""
+
+    action: str
+    value: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Spoke:
+    """The device said something: which prompt or text, how long it speaks, how long synthesis took."""
+
+    prompt: str | None
+    text: str | None
+    duration_ms: int
+    synth_ms: int
+
+
 class PipelineStage(enum.StrEnum):
     WAKE_WORD = "wake_word"
     STT = "stt"
@@ -217,4 +235,6 @@ _TYPE_NAMES: dict[type, str] = {
     StartListening: "listen",
     Routed: "route",
     CloudReply: "cloud_reply",
+    SpeakerControl: "speaker",
+    Spoke: "spoke",
 }

@@ -35,10 +35,20 @@ class _End:
 
 
 class Service:
-    def __init__(self, source: AudioSource, frontend: Frontend, handlers: Sequence[Handler]) -> None:
+    def __init__(
+        self,
+        source: AudioSource,
+        frontend: Frontend,
+        handlers: Sequence[Handler],
+        *,
+        muted: Callable[[], bool] = lambda: False,
+    ) -> None:
         self._source = source
         self._frontend = frontend
         self._handlers = list(handlers)
+        self._muted = muted
+        """While true, frames are read (the loop stays alive for the watchdog) but dropped
+        before any model sees them: the microphone path does nothing while muted."""
         self._stopping = threading.Event()
         self._control: list[Callable[[int], Event]] = []
         self.position_ms = 0
@@ -73,6 +83,8 @@ class Service:
                 if self._stopping.is_set():
                     break
                 self.position_ms = item.end_ms
+                if self._muted():
+                    continue
                 while self._control:
                     for event in self._frontend.pipeline.feed(self._control.pop(0)(item.timestamp_ms)):
                         await self._emit(event)

@@ -29,7 +29,7 @@ from device.cli.listen import print_event
 from device.settings import Secret, Settings, replace_path
 from device.sim.broker import Mosquitto
 from device.tools.session import HomeSession
-from hal.sink import RecordingSink
+from hal.player import WavOutput
 
 # (what the user says after the wake word, seconds of quiet after it)
 SCRIPT: tuple[tuple[str, float], ...] = (
@@ -81,10 +81,10 @@ def run_demo(args: argparse.Namespace) -> int:
         print_json({"type": "demo", "step": "ready", "broker": broker.url, "cloud": cloud_ready["url"],
                     "devices": len(home_ready["entities"])})
         settings = demo_settings(broker, cloud_ready["url"])
-        speaker = RecordingSink()
-        status = asyncio.run(run(settings, RunOptions(audio=str(audio_path)), [print_event()], speaker=speaker))
         speaker_path = workdir / "speaker.wav"
-        speaker.write_wav(str(speaker_path))
+        status = asyncio.run(
+            run(settings, RunOptions(audio=str(audio_path)), [print_event()], speaker=WavOutput(speaker_path))
+        )
         states = asyncio.run(device_states(settings))
         print_json({"type": "demo", "step": "done", "states": states, "speaker_audio": str(speaker_path)})
         return status

@@ -13,7 +13,7 @@ from typing import Any
 from device.appliance import RunOptions, run
 from device.cli.common import add_cloud_option, add_mqtt_option, settings_from_args
 from device.cli.listen import add_listen_options, print_event, save_utterances
-from hal.sink import RecordingSink
+from hal.player import WavOutput
 
 
 def register(sub: Any) -> None:
@@ -27,12 +27,8 @@ def register(sub: Any) -> None:
 
 def run_appliance(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
-    speaker = RecordingSink()
     outputs = [print_event(args.vad)]
     if args.save:
         outputs.append(save_utterances(args.save))
-    try:
-        return asyncio.run(run(settings, RunOptions(audio=args.audio, realtime=args.realtime), outputs, speaker=speaker))
-    finally:
-        if args.speaker_wav:
-            speaker.write_wav(args.speaker_wav)
+    speaker = WavOutput(args.speaker_wav) if args.speaker_wav else None
+    return asyncio.run(run(settings, RunOptions(audio=args.audio, realtime=args.realtime), outputs, speaker=speaker))

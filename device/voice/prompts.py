@@ -49,7 +49,23 @@ PROMPTS: tuple[Prompt, ...] = (
     Prompt("not_understood", "Sorry, I didn't understand that."),
     Prompt("muted", "Microphone off."),
     Prompt("unmuted", "Microphone on."),
+    Prompt("busy", "One moment, I'm still on the last one."),
+    Prompt("unconfirmed", "I sent it, but the device didn't confirm."),
+    Prompt("cloud_disabled", "I only answer home commands; online answers are turned off."),
+    Prompt("cloud_error", "Sorry, my online assistant had a problem."),
+    Prompt("cloud_auth", "My online assistant isn't set up. Please check the key."),
 )
+ALIASES = {
+    # The assistant's and the cloud client's prompt ids → the recorded prompt that says it.
+    "are_you_sure": "confirm",
+    "cloud_unreachable": "offline",
+    "cloud_dropped": "offline",
+    "cloud_timeout": "offline",
+    "cloud_busy": "cloud_error",
+    "cloud_config": "cloud_auth",
+    "cloud_expired": "cloud_error",
+}
+"""Prompt ids used by the assistant and the cloud client that share a recording."""
 NAMES = tuple(p.name for p in PROMPTS)
 
 
@@ -137,6 +153,7 @@ class PromptBundle:
 
     def audio(self, name: str) -> np.ndarray:
         """float32 16 kHz mono for prompt `name`; a tone if it is missing or corrupt."""
+        name = ALIASES.get(name, name)
         if name in self._cache:
             return self._cache[name]
         audio = self._load(name)

@@ -42,5 +42,10 @@ def test_demo_runs_every_turn_and_changes_the_virtual_home(tmp_path: Path) -> No
     assert done["states"]["climate.thermostat"]["temperature"] == 21
     assert done["states"]["lock.front_door"]["state"] == "unlocked"
     assert done["states"]["light.living_room_lamp"]["state"] == "on"
+    # Everything the speaker said went through the one player into its output file.
+    spoke = [e for e in events if e["type"] == "spoke"]
+    assert [e["prompt"] for e in spoke].count("wake") == 4
+    assert {"Turned on the kitchen light.", "Do you want me to unlock the front door?"} <= {e["text"] for e in spoke}
     played, rate = soundfile.read(done["speaker_audio"])
-    assert rate == 16000 and len(played) / rate > 0.5
+    spoken_s = sum(e["duration_ms"] for e in spoke) / 1000 + reply["played_ms"] / 1000
+    assert rate == 16000 and abs(len(played) / rate - spoken_s) < 0.5
