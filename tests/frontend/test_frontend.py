@@ -120,3 +120,13 @@ def test_real_alsa_capture_through_the_file_plugin(
 def test_settings_pick_the_source() -> None:
     assert type(open_source(Settings().audio.mic, None)).__name__ == "AlsaSource"
     assert type(open_source(MicSettings(backend="null"))).__name__ == "NullSource"
+
+
+def test_muted_microphone_path_does_nothing_but_keeps_reading(command_wav: Path, four_words: WakeWordDetector) -> None:
+    events: list[object] = []
+    frontend = make_frontend(four_words)
+    service = Service(FileSource(command_wav), frontend, [events.append], muted=lambda: True)
+    assert asyncio.run(service.run()) == 0
+    assert [e for e in events if not isinstance(e, AudioStop)] == []
+    assert frontend.vad_windows_run == 0
+    assert service.position_ms > 2000  # the whole file was read: the loop stayed alive
