@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from device.settings import Settings, settings_from_dict
-from device.tools.registry import Registry
 from device.sim.broker import Mosquitto
+from device.tools.registry import Registry
 
 DEMO = Path(__file__).resolve().parents[2] / "device" / "sim" / "demo_home.json"
 REFERENCE = Path(__file__).resolve().parents[1] / "data" / "mqtt-discovery-examples.json"

@@ -17,8 +17,8 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 from device.errors import ToolError
 from device.events import ToolCall
-from device.tools.session import HomeSession
 from device.sim.broker import Mosquitto
+from device.tools.session import HomeSession
 from tests.home.conftest import SimHome, run_async, settings_for
 
 

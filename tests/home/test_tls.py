@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from device.errors import ToolError
-from device.tools.session import HomeSession
 from device.sim.broker import Mosquitto
+from device.tools.session import HomeSession
 from tests.home.conftest import run_async, settings_for
 
 
