@@ -10,6 +10,7 @@ Shutdown (end of a file, SIGTERM) closes the audio source, publishes MQTT availa
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import inspect
 import logging
 import signal
@@ -25,6 +26,7 @@ from device.confirmation import SpokenConfirmation
 from device.errors import AudioError, OtaError, ToolError
 from device.events import ToolCall, ToolResult
 from device.frontend import Frontend
+from device.pipeline import Pipeline
 from device.service import Service, open_source
 from device.settings import Settings
 from device.tools.api import ToolSpec
@@ -38,6 +40,8 @@ from device.voice.tts import LocalTts
 from hal.player import NullOutput, Player, open_output
 from hal.player import Output as PlayerOutput
 from hal.source import AudioSource
+from models.vad import SileroVad
+from models.wake import WakeWordDetector
 from ota.slots import SlotStore
 
 _LOGGER = logging.getLogger(__name__)
@@ -74,6 +78,24 @@ def installed_bundle(settings: Settings, kind: str) -> Path | None:
         return None
     _LOGGER.info("%s model %s from slot %s", kind, manifest.version, path.name)
     return path
+
+
+def build_frontend(settings: Settings) -> Frontend:
+    """Wake words and VAD, from the OTA slots where OTA installed a model of the configured name."""
+    wake = settings.wake
+    wake_dir = installed_bundle(settings, "wake")
+    if wake_dir is not None:
+        words = []
+        for word in wake.words:
+            # A bundle carries models by name: okay_nabu.json (+ .tflite) replaces the built-in one.
+            candidates = [wake_dir / f"{Path(word.model).stem}{ext}" for ext in (".json", ".onnx", ".tflite")]
+            found = next((c for c in candidates if c.is_file()), None)
+            words.append(dataclasses.replace(word, model=str(found)) if found is not None else word)
+        wake = dataclasses.replace(wake, words=tuple(words))
+    vad_dir = installed_bundle(settings, "vad")
+    vad_models = sorted(vad_dir.glob("*.onnx")) if vad_dir is not None else []
+    vad = SileroVad(vad_models[0]) if vad_models else SileroVad.from_builtin()
+    return Frontend(WakeWordDetector.from_settings(wake), vad, Pipeline(settings.vad))
 
 
 def load_recognizer(settings: Settings) -> Recognizer:
@@ -143,7 +165,7 @@ async def run(
     source: AudioSource = open_source(settings.audio.mic, options.audio, realtime=options.realtime)
     if reference is not None:
         source = EchoCancelledSource(source, EchoCanceller(), reference)
-    frontend = Frontend.from_settings(settings)
+    frontend = build_frontend(settings)
     if recognizer is None:
         recognizer = await asyncio.to_thread(load_recognizer, settings)
     voice = await asyncio.to_thread(build_voice, settings, player)

@@ -51,3 +51,43 @@ def test_corrupt_installed_bundle_falls_back(tmp_path: Path) -> None:
     store.provision("asr", _bundle(tmp_path, "1.0.0"))
     (store.slot_dir("asr", "a") / "encoder.onnx").write_bytes(b"tampered" * 100)
     assert installed_bundle(_settings(state_dir), "asr") is None
+
+
+def test_front_end_takes_wake_and_vad_models_from_their_slots(tmp_path: Path) -> None:
+    import json
+    import shutil
+
+    import pymicro_wakeword
+
+    from device.appliance import build_frontend
+    from device.bench.speech import VOICES, concat, silence, synthesize
+    from hal.audio import float_to_pcm16, frames_from_pcm
+    from models.vad import builtin_model_path
+
+    builtin = Path(pymicro_wakeword.__file__).parent / "models"
+    wake_src = tmp_path / "wake-src"
+    wake_src.mkdir()
+    # An update that ships a new model under the configured name: "okay_nabu" now hears "alexa".
+    shutil.copy(builtin / "alexa.tflite", wake_src / "alexa.tflite")
+    (wake_src / "okay_nabu.json").write_text((builtin / "alexa.json").read_text())
+    write_manifest(wake_src, name="wake", kind="wake", version="3.0.0", runtime="tflite")
+    vad_src = tmp_path / "vad-src"
+    vad_src.mkdir()
+    shutil.copy(builtin_model_path(), vad_src / "silero_vad.onnx")
+    write_manifest(vad_src, name="silero", kind="vad", version="6.2.0")
+    state_dir = tmp_path / "state"
+    store = SlotStore(state_dir / "ota")
+    store.provision("wake", wake_src)
+    store.provision("vad", vad_src)
+
+    frontend = build_frontend(_settings(state_dir))
+    assert frontend.vad.path == store.slot_dir("vad", "a") / "silero_vad.onnx"  # type: ignore[attr-defined]
+    audio = concat(silence(0.5), synthesize("alexa", VOICES[0]), silence(1.0))
+    detections = [e for c in frames_from_pcm(float_to_pcm16(audio)) for e in frontend.process(c) if type(e).__name__ == "Detection"]
+    assert len(detections) == 1
+    assert json.loads((store.slot_dir("wake", "a") / "okay_nabu.json").read_text())["model"] == "alexa.tflite"
+    frontend.close()
+    # Without the update the built-in okay_nabu stays silent on "alexa": the slot's model did it.
+    plain = build_frontend(_settings(tmp_path / "no-ota"))
+    assert not [e for c in frames_from_pcm(float_to_pcm16(audio)) for e in plain.process(c) if type(e).__name__ == "Detection"]
+    plain.close()
