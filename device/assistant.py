@@ -46,6 +46,7 @@ from device.intent.parser import Decision, Understanding
 from device.intent.speaker import speaker_command
 from device.tools.api import ToolExecutor
 from device.tools.registry import Registry
+from device.voice.speaker import say_for_result
 from hal.audio import pcm16_to_float
 
 _LOGGER = logging.getLogger(__name__)
@@ -245,17 +246,10 @@ class Assistant:
         await self._answer(call, result)
 
     async def _answer(self, call: ToolCall, result: ToolResult) -> None:
-        match result.status:
-            case "ok":
-                await self._emit(Say(prompt="done", text=result.message or None))
-            case "needs_confirmation":
-                self._pending = _Pending(call, result.message)
-                await self._emit(Say(prompt="are_you_sure", text=result.message or None))
-                self._listen(CONFIRM_TIMEOUT_MS, "confirm")
-            case "unconfirmed":
-                await self._emit(Say(prompt="unconfirmed", text=result.message or None))
-            case _:
-                await self._emit(Say(prompt="error", text=result.message or None))
+        await self._emit(say_for_result(result))
+        if result.status == "needs_confirmation":
+            self._pending = _Pending(call, result.message)
+            self._listen(CONFIRM_TIMEOUT_MS, "confirm")
 
     async def _confirm(self, text: str, utterance: VoiceStopped) -> None:
         pending, self._pending = self._pending, None

@@ -10,10 +10,14 @@ import argparse
 import asyncio
 from typing import Any
 
+from device.appliance import build_voice, open_speaker
 from device.cli.common import add_mqtt_option, print_json, settings_from_args
-from device.events import ToolCall
+from device.events import Say, Spoke, ToolCall
 from device.intent import Understanding
+from device.settings import Settings
 from device.tools.session import HomeSession
+from device.voice.speaker import say_for_result
+from hal.player import Player, WavOutput
 
 
 def register(sub: Any) -> None:
@@ -21,6 +25,8 @@ def register(sub: Any) -> None:
     parser.add_argument("text", help="what the user said, e.g. \"turn on the kitchen light\"")
     parser.add_argument("--yes", action="store_true", help="confirm a risky action (unlock, open the garage)")
     parser.add_argument("--min-confidence", type=float, default=0.5, help="below this, leave it to the cloud")
+    parser.add_argument("--speaker-wav", metavar="FILE", help="write the spoken answer to FILE instead of the speaker")
+    parser.add_argument("--quiet", action="store_true", help="don't speak the answer")
     add_mqtt_option(parser)
     parser.set_defaults(func=handle)
 
@@ -38,8 +44,25 @@ async def _say(args: argparse.Namespace) -> int:
             return 0
         print_json(decision.to_json())
         if decision.call is None:
+            if decision.kind == "reject":
+                await _speak(args, settings, Say(prompt="unknown_device", text=decision.message))
             return 0
         call = ToolCall(decision.call.name, decision.call.arguments, call_id="say-1", source="local")
         result = await home.tools.execute(call, confirmed=args.yes)
         print_json(result)
+        await _speak(args, settings, say_for_result(result))
         return 1 if result.status == "error" else 0
+
+
+async def _speak(args: argparse.Namespace, settings: Settings, say: Say) -> None:
+    """Say the answer through the speaker (or into --speaker-wav) and report how long it spoke."""
+    if args.quiet:
+        return
+    player = Player(WavOutput(args.speaker_wav) if args.speaker_wav else open_speaker(settings), settings.audio.speaker)
+    try:
+        voice = await asyncio.to_thread(build_voice, settings, player)
+        spoken = await asyncio.to_thread(voice.say, say)
+        await asyncio.to_thread(player.drain)
+        print_json(Spoke(spoken.prompt, spoken.text, spoken.duration_ms, spoken.synth_ms))
+    finally:
+        player.close()

@@ -31,15 +31,13 @@ class Spoken:
     synth_ms: int
 
 
+_RESULT_PROMPTS = {"ok": "done", "needs_confirmation": "are_you_sure", "unconfirmed": "unconfirmed"}
+
+
 def say_for_result(result: ToolResult) -> Say:
-    """The spoken reply to a tool result: a confirmation question, the message, or an earcon."""
-    if result.status == "needs_confirmation":
-        return Say(prompt="confirm")
-    if result.status == "unconfirmed":
-        return Say(prompt="cancelled")
-    if result.message:
-        return Say(text=result.message)
-    return Say(prompt="error" if result.status == "error" else "done")
+    """The spoken reply to a tool result: its message when it has one (spoken by the TTS),
+    else the prompt for its status (done, are you sure?, unconfirmed, error)."""
+    return Say(prompt=_RESULT_PROMPTS.get(result.status, "error"), text=result.message or None)
 
 
 class DeviceVoice:

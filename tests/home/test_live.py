@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as paho
@@ -199,7 +200,7 @@ def test_last_will_marks_a_crashed_speaker_offline(mosquitto: Mosquitto) -> None
 
 def test_voxhome_say_prints_decision_and_result(mosquitto: Mosquitto, sim_home: SimHome) -> None:
     def say(*args: str) -> list[dict]:
-        out = subprocess.run([sys.executable, "-m", "device", "--config", os.devnull, "say", "--mqtt", mosquitto.url, *args],
+        out = subprocess.run([sys.executable, "-m", "device", "--config", os.devnull, "say", "--quiet", "--mqtt", mosquitto.url, *args],
                              capture_output=True, text=True, timeout=30)
         assert out.returncode in (0, 1), out.stderr
         return [json.loads(line) for line in out.stdout.splitlines()]
@@ -215,3 +216,24 @@ def test_voxhome_say_prints_decision_and_result(mosquitto: Mosquitto, sim_home: 
     assert decision["kind"] == "reject" and decision["message"] == "I don't know a sauna."
     (decision,) = say("what's the weather tomorrow")
     assert decision["kind"] == "not_local"
+
+
+def test_voxhome_say_speaks_the_answer_through_the_speaker(mosquitto: Mosquitto, sim_home: SimHome, tmp_path: Path) -> None:
+    """The answer is spoken through the one player: decode what it played and compare it with
+    the local TTS saying the tool result's message."""
+    import numpy as np
+
+    from device.voice.tts import LocalTts
+    from hal.source import read_audio_file
+
+    wav = tmp_path / "speaker.wav"
+    out = subprocess.run([sys.executable, "-m", "device", "--config", os.devnull, "say", "--mqtt", mosquitto.url,
+                          "--speaker-wav", str(wav), "turn on the kitchen light"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    decision, result, spoke = (json.loads(line) for line in out.stdout.splitlines())
+    assert result["status"] == "ok" and spoke["type"] == "spoke" and spoke["text"] == result["message"]
+    played = read_audio_file(wav)
+    expected = LocalTts("espeak-ng").speak(result["message"]).audio
+    assert abs(len(played) - len(expected)) < 16000 * 0.1
+    n = min(len(played), len(expected))
+    assert np.corrcoef(played[:n], expected[:n])[0, 1] > 0.9

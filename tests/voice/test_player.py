@@ -144,7 +144,7 @@ def test_device_voice_speaks_prompts_and_answers(prompt_bundle: Path, tmp_path: 
     voice = DeviceVoice(player, PromptBundle(prompt_bundle), LocalTts("espeak-ng"))
     asked = voice.say(say_for_result(ToolResult("1", "unlock", "needs_confirmation", {})))
     answered = voice.say(say_for_result(ToolResult("2", "get_state", "ok", {}, "the bedroom is 21 degrees")))
-    assert asked.prompt == "confirm" and answered.text == "the bedroom is 21 degrees"
+    assert asked.prompt == "are_you_sure" and answered.text == "the bedroom is 21 degrees"
     assert answered.duration_ms > 1000 and answered.synth_ms > 0
     assert player.drain(10.0)
     player.close()
