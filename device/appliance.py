@@ -80,6 +80,35 @@ def installed_bundle(settings: Settings, kind: str) -> Path | None:
     return path
 
 
+EXIT_RELOAD = 75
+"""Exit status after OTA switched a model: systemd restarts the unit, which loads the new one
+(and spends one of its trial attempts)."""
+SLOT_POLL_S = 5.0
+
+
+def active_models(settings: Settings) -> dict[str, tuple[str, str]]:
+    """{kind: (active slot, version)} as the OTA state file says now (empty without OTA)."""
+    try:
+        state = SlotStore(Path(settings.device.state_dir) / "ota").load()
+    except OtaError:
+        return {}
+    return {kind: (k.active, k.version) for kind, k in state.kinds.items()}
+
+
+async def watch_slots(
+    settings: Settings, loaded: dict[str, tuple[str, str]], on_change: Callable[[], None], poll_s: float = SLOT_POLL_S
+) -> None:
+    """Poll the OTA state; when a model we run was switched (update or rollback), reload."""
+    while True:
+        await asyncio.sleep(poll_s)
+        now = await asyncio.to_thread(active_models, settings)
+        changed = sorted(kind for kind in now if now[kind] != loaded.get(kind))
+        if changed:
+            _LOGGER.warning("OTA switched %s; restarting to load the new model", ", ".join(changed))
+            on_change()
+            return
+
+
 def build_frontend(settings: Settings) -> Frontend:
     """Wake words and VAD, from the OTA slots where OTA installed a model of the configured name."""
     wake = settings.wake
@@ -169,6 +198,7 @@ async def run(
     if recognizer is None:
         recognizer = await asyncio.to_thread(load_recognizer, settings)
     voice = await asyncio.to_thread(build_voice, settings, player)
+    loaded = active_models(settings)  # after boot(): what this process really runs
     async with AsyncExitStack() as stack:
         stack.callback(player.close)
         homes: list[HomeSession] = []
@@ -230,15 +260,23 @@ async def run(
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, service.stop)
+        reload_requested = asyncio.Event()
+
+        def reload() -> None:
+            reload_requested.set()
+            service.stop()
+
+        watcher = asyncio.create_task(watch_slots(settings, loaded, reload))
         try:
             status = await service.run()
             await assistant.drain()
             await asyncio.to_thread(player.drain)
         finally:
+            watcher.cancel()
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(sig)
             frontend.close()
-        return status
+        return EXIT_RELOAD if reload_requested.is_set() else status
 
 
 class _NoTools:

@@ -91,3 +91,27 @@ def test_front_end_takes_wake_and_vad_models_from_their_slots(tmp_path: Path) ->
     plain = build_frontend(_settings(tmp_path / "no-ota"))
     assert not [e for c in frames_from_pcm(float_to_pcm16(audio)) for e in plain.process(c) if type(e).__name__ == "Detection"]
     plain.close()
+
+
+async def test_a_switched_model_makes_the_service_reload(tmp_path: Path) -> None:
+    import asyncio
+
+    import device.appliance as appliance
+    state_dir = tmp_path / "state"
+    store = SlotStore(state_dir / "ota")
+    store.provision("asr", _bundle(tmp_path, "1.0.0"))
+    settings = _settings(state_dir)
+    loaded = appliance.active_models(settings)
+    assert loaded == {"asr": ("a", "1.0.0")}
+    called = asyncio.Event()
+    watcher = asyncio.create_task(appliance.watch_slots(settings, loaded, called.set, poll_s=0.01))
+    await asyncio.sleep(0.05)
+    assert not called.is_set()  # nothing changed: keep running
+    new = _bundle(tmp_path, "1.1.0")
+    slot_b = store.slot_dir("asr", "b")
+    slot_b.mkdir(parents=True)
+    for f in new.iterdir():
+        (slot_b / f.name).write_bytes(f.read_bytes())
+    store.switch("asr", "b", "1.1.0", attempts=2)
+    await asyncio.wait_for(called.wait(), 5)
+    await watcher
