@@ -25,6 +25,8 @@ COMMANDS: tuple[str, ...] = (
     "device.cli.say",
     "device.cli.demo",
     "device.cli.ota",
+    "device.cli.install",
+    "device.cli.doctor",
 )
 
 

@@ -42,8 +42,12 @@ class Service:
         handlers: Sequence[Handler],
         *,
         muted: Callable[[], bool] = lambda: False,
+        on_frame: Callable[[], None] | None = None,
     ) -> None:
         self._source = source
+        self._on_frame = on_frame
+        """Called by the loop for every frame it takes (the systemd watchdog's kick): a stalled
+        source or a stuck loop stops the calls, whatever other threads keep doing."""
         self._frontend = frontend
         self._handlers = list(handlers)
         self._muted = muted
@@ -83,6 +87,8 @@ class Service:
                 if self._stopping.is_set():
                     break
                 self.position_ms = item.end_ms
+                if self._on_frame is not None:
+                    self._on_frame()
                 if self._muted():
                     continue
                 while self._control:

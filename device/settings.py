@@ -33,13 +33,25 @@ class Secret:
 
     file: str | None = None
     env: str | None = None
+    credential: str | None = None
+    """A systemd credential name (LoadCredential=NAME:...): read from $CREDENTIALS_DIRECTORY/NAME."""
 
     def __post_init__(self) -> None:
-        if (self.file is None) == (self.env is None):
-            raise ValueError("give exactly one of 'file' or 'env'")
+        if sum(x is not None for x in (self.file, self.env, self.credential)) != 1:
+            raise ValueError("give exactly one of 'file' or 'env' or 'credential'")
+        if self.credential is not None and (not self.credential or "/" in self.credential):
+            raise ValueError("'credential' must be a plain name, e.g. 'mqtt-password'")
 
     def reveal(self) -> str:
         """Return the secret; raise ConfigError (without the value) if it can't be read."""
+        if self.credential is not None:
+            directory = os.environ.get("CREDENTIALS_DIRECTORY")
+            if not directory:
+                raise ConfigError(
+                    "config-secret",
+                    f"credential {self.credential!r} needs $CREDENTIALS_DIRECTORY (run under systemd)",
+                )
+            return Secret(file=str(Path(directory) / self.credential)).reveal()
         if self.env is not None:
             value = os.environ.get(self.env)
             if value is None:
@@ -54,6 +66,8 @@ class Secret:
             ) from None
 
     def __repr__(self) -> str:
+        if self.credential is not None:
+            return f"Secret(credential={self.credential!r})"
         where = f"file={self.file!r}" if self.file else f"env={self.env!r}"
         return f"Secret({where})"
 

@@ -22,7 +22,13 @@ from typing import Any
 
 import numpy as np
 
-from device.bench.asr_commands import candidate_pool, home_commands, sample_commands
+from device.bench.asr_commands import (
+    candidate_pool,
+    demo_grammar,
+    home_commands,
+    sample_commands,
+    seeded_sample,
+)
 from device.bench.speech import VOICES, available, mix_at_snr, synthesize
 from device.errors import VoxError
 from models.asr.factory import ensure_asr_bundle, normalize, packaged_model_dir
@@ -43,7 +49,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--snr", type=float, default=10.0, help="noisy copy's signal-to-noise ratio in dB (default 10)")
     parser.add_argument("--pads", default="0,4,8,30", help="extra trailing-silence settings to measure (seconds)")
     parser.add_argument("--bundle", type=Path, help="speech bundle (default: build or reuse the cached one)")
-    parser.add_argument("--candidates", type=Path, help="candidate sentences, one per line (default: built-in home commands)")
+    parser.add_argument("--grammar", choices=("home", "standin"), default="home",
+                        help="candidates: the demo home's real grammar (default) or the older stand-in list")
+    parser.add_argument("--seed", type=int, default=7, help="seed of the test-command sample from the grammar")
+    parser.add_argument("--candidates", type=Path, help="candidate sentences, one per line (overrides --grammar)")
     parser.add_argument("--json", type=Path, help="also write all numbers to this file")
 
 
@@ -116,7 +125,7 @@ def calibration(correct: list[bool], confidences: list[float]) -> dict[str, floa
 def run(args: argparse.Namespace) -> int:
     if args.commands < 40:
         raise VoxError("bench-setup", "--commands must be at least 40")
-    candidates = list(home_commands())
+    candidates = list(demo_grammar() if args.grammar == "home" else home_commands())
     if args.candidates:
         try:
             lines = args.candidates.read_text(encoding="utf-8").splitlines()
@@ -125,7 +134,8 @@ def run(args: argparse.Namespace) -> int:
         candidates = [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
         if len(candidates) < 40:
             raise VoxError("bench-setup", f"{args.candidates} must hold at least 40 candidate sentences")
-    commands = sample_commands(args.commands, tuple(candidates))
+    commands = (seeded_sample(tuple(candidates), args.commands, args.seed) if args.grammar == "home" and not args.candidates
+                else sample_commands(args.commands, tuple(candidates)))
     pads = [float(p) for p in args.pads.split(",") if p.strip()]
     bundle = args.bundle or ensure_asr_bundle()
     texts, conditions, audio = utterances(commands, args.snr)

@@ -7,6 +7,10 @@ temperatures, locks, covers, fans, media and scenes, spread over several rooms.
 
 from __future__ import annotations
 
+import json
+import random
+from pathlib import Path
+
 ROOMS = ("kitchen", "living room", "bedroom", "bathroom", "office", "hallway", "garage", "dining room")
 SCENES = ("movie night", "good morning", "good night", "dinner", "reading", "party")
 LOCKS = ("front door", "back door", "garage door")
@@ -61,3 +65,47 @@ def candidate_pool(count: int, base: tuple[str, ...] | None = None) -> tuple[str
             if sentence not in out:
                 out.append(sentence)
     return tuple(out[:count])
+
+
+DEMO_HOME = Path(__file__).resolve().parents[1] / "sim" / "demo_home.json"
+
+
+def demo_grammar(path: Path = DEMO_HOME) -> tuple[str, ...]:
+    """The demo home's real command grammar, as the speech model scores it on the device."""
+    # Imported here so the stand-in list stays usable without the home's modules.
+    from device.intent.grammar import candidate_sentences
+    from device.tools.registry import Registry
+
+    registry = Registry()
+    for config in json.loads(path.read_text(encoding="utf-8"))["configs"]:
+        registry.handle(config["topic"], json.dumps(config["payload"]).encode())
+    return tuple(dict.fromkeys(candidate_sentences(registry)))
+
+
+def command_kind(sentence: str) -> str:
+    """A coarse tool kind (the leading verb phrase), so the sample spreads over every kind."""
+    words = sentence.split()
+    if words[:1] == ["is"] or words[:1] == ["what"]:
+        return "query"
+    return " ".join(words[:2]) if words[:1] in (["turn"], ["switch"], ["make"], ["set"]) else words[0]
+
+
+def seeded_sample(pool: tuple[str, ...], count: int, seed: int = 7) -> tuple[str, ...]:
+    """A fixed, seeded, varied sample: round-robin over command kinds, random within a kind.
+
+    Every kind (lock and unlock included) is represented before any kind gets a second sentence.
+    """
+    rng = random.Random(seed)
+    by_kind: dict[str, list[str]] = {}
+    for sentence in pool:
+        by_kind.setdefault(command_kind(sentence), []).append(sentence)
+    for group in by_kind.values():
+        rng.shuffle(group)
+    kinds = sorted(by_kind)
+    out: list[str] = []
+    count = min(count, len(pool))
+    while len(out) < count:
+        for kind in kinds:
+            if by_kind[kind] and len(out) < count:
+                out.append(by_kind[kind].pop())
+    return tuple(out)

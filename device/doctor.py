@@ -1,0 +1,232 @@
+"""`voxhome doctor`: one line per check (ok/warn/fail + what to do). Each check returns a Check."""
+
+from __future__ import annotations
+
+import datetime
+import shutil
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from device.errors import VoxError
+from device.settings import Settings
+
+OTA_FREE_MB = 256
+_EPOCH_SANE = datetime.datetime(2025, 1, 1, tzinfo=datetime.UTC)
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    status: str  # "ok" | "warn" | "fail" | "skip"
+    detail: str
+    fix: str = ""
+
+
+def check_audio(settings: Settings) -> Check:
+    mic = settings.audio.mic
+    if mic.backend != "alsa":
+        return Check("audio", "skip", f"mic backend is {mic.backend!r}")
+    try:
+        import alsaaudio
+
+        pcm = alsaaudio.PCM(
+            alsaaudio.PCM_CAPTURE,
+            alsaaudio.PCM_NONBLOCK,
+            device=mic.device,
+            channels=1,
+            rate=16000,
+            format=alsaaudio.PCM_FORMAT_S16_LE,
+            periodsize=160,
+        )
+        rate = int(pcm.info().get("rate", 16000))  # what the device really granted
+        pcm.close()
+    except Exception as err:  # alsaaudio raises its own error type and OSError
+        return Check(
+            "audio",
+            "fail",
+            f"cannot open {mic.device!r} at 16 kHz: {err}",
+            "check `arecord -L`, set [audio.mic] device, and that the user is in group audio",
+        )
+    if rate != 16000:
+        return Check("audio", "warn", f"{mic.device!r} runs at {rate} Hz", "use a plughw: device")
+    return Check("audio", "ok", f"{mic.device!r} opens at 16 kHz mono")
+
+
+def check_speaker(settings: Settings) -> Check:
+    spk = settings.audio.speaker
+    if spk.backend != "alsa":
+        return Check("speaker", "skip", f"speaker backend is {spk.backend!r}")
+    try:
+        import alsaaudio
+
+        pcm = alsaaudio.PCM(
+            alsaaudio.PCM_PLAYBACK,
+            alsaaudio.PCM_NONBLOCK,
+            device=spk.device,
+            channels=1,
+            rate=16000,
+            format=alsaaudio.PCM_FORMAT_S16_LE,
+            periodsize=160,
+        )
+        pcm.close()
+    except Exception as err:  # alsaaudio raises its own error type and OSError
+        return Check(
+            "speaker",
+            "fail",
+            f"cannot open {spk.device!r} for playback: {err}",
+            "check `aplay -L`, set [audio.speaker] device, and that the user is in group audio",
+        )
+    return Check("speaker", "ok", f"{spk.device!r} opens for playback")
+
+
+def find_bundles(settings: Settings) -> list[Path]:
+    found = [Path(settings.asr.bundle)] if settings.asr.bundle else []
+    state = Path(settings.device.state_dir)
+    # The OTA agent's slots: <state_dir>/ota/slots/<kind>/<a|b> (ota/slots.py).
+    found += sorted(p.parent for p in state.glob("ota/slots/*/*/manifest.json"))
+    if not found:
+        # A development board without OTA: the speech model the ASR factory built into its cache.
+        from models.asr.factory import cache_root
+
+        found += sorted(p.parent for p in cache_root().glob("asr-*/manifest.json"))
+    return found
+
+
+def check_models(bundles: Iterable[Path]) -> list[Check]:
+    from models.manifest import verify_bundle
+
+    out: list[Check] = []
+    for bundle in bundles:
+        try:
+            manifest = verify_bundle(bundle)
+        except VoxError as err:
+            out.append(
+                Check(
+                    f"model {bundle.parent.name}/{bundle.name}",
+                    "fail",
+                    f"{err.code}: {err.message}",
+                    "run `voxhome ota apply` or reinstall the bundle",
+                )
+            )
+        else:
+            out.append(
+                Check(
+                    f"model {manifest.name}", "ok", f"{manifest.kind} {manifest.version} verified"
+                )
+            )
+    return out or [Check("models", "fail", "no model bundle found", "run `voxhome ota apply`")]
+
+
+def check_broker(settings: Settings, timeout_s: float = 5.0) -> Check:
+    cfg = settings.mqtt
+    if not cfg.enabled:
+        return Check("broker", "skip", "mqtt disabled")
+    import paho.mqtt.client as mqtt
+
+    result: list[str] = []
+    done = threading.Event()
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"{settings.device.id}-doctor")
+    if cfg.username:
+        client.username_pw_set(cfg.username, cfg.password.reveal() if cfg.password else None)
+    if cfg.tls:
+        client.tls_set(ca_certs=cfg.ca_file, certfile=cfg.cert_file, keyfile=cfg.key_file)
+
+    def on_connect(c: object, u: object, flags: object, rc: object, props: object) -> None:
+        result.append(str(rc))
+        done.set()
+
+    client.on_connect = on_connect
+    where = f"{cfg.host}:{cfg.port}"
+    try:
+        client.connect(cfg.host, cfg.port, keepalive=10)
+        client.loop_start()
+        answered = done.wait(timeout_s)
+        client.loop_stop()
+        client.disconnect()
+    except OSError as err:
+        return Check(
+            "broker",
+            "fail",
+            f"{where} unreachable: {err}",
+            "check [mqtt] host/port and the network",
+        )
+    if not answered:
+        return Check("broker", "fail", f"{where}: no CONNACK", "check TLS settings and port")
+    if result[0] != "Success":
+        return Check(
+            "broker", "fail", f"{where} refused: {result[0]}", "check [mqtt] username/password"
+        )
+    return Check("broker", "ok", f"connected to {where}")
+
+
+def check_cloud(settings: Settings, timeout_s: float = 5.0) -> Check:
+    """A real WebSocket handshake with the key, through the client's own connect path."""
+    import asyncio
+
+    from device.cloud.connection import open_socket
+
+    cfg = settings.cloud
+    if not cfg.enabled:
+        return Check("cloud", "skip", "cloud disabled")
+
+    async def handshake() -> None:
+        ws = await open_socket(replace(cfg, connect_timeout_s=timeout_s))
+        await ws.close()
+
+    try:
+        asyncio.run(handshake())
+    except VoxError as err:
+        fix = {
+            "cloud-auth": "replace the API key credential (/etc/voxhome/credentials/cloud-api-key)",
+            "cloud-no-key": "set [cloud] api_key = { credential = \"cloud-api-key\" }",
+            "config-secret": "deliver the key with LoadCredential= (see voxhome.service)",
+            "cloud-dns": "check network and DNS",
+            "cloud-tls": "check the clock and the CA certificates",
+        }.get(err.code, "check [cloud] url/base_url and the network")
+        return Check("cloud", "fail", f"{err.code}: {err.message}", fix)
+    return Check("cloud", "ok", "handshake accepted with the configured key")
+
+
+def check_clock(now: datetime.datetime) -> Check:
+    if now < _EPOCH_SANE:
+        return Check(
+            "clock",
+            "fail",
+            f"clock says {now:%Y-%m-%d}; TLS will fail",
+            "enable NTP: `timedatectl set-ntp true`",
+        )
+    return Check("clock", "ok", f"{now:%Y-%m-%d %H:%M} UTC")
+
+
+def check_disk(path: Path, need_mb: int = OTA_FREE_MB) -> Check:
+    probe = path
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    free_mb = shutil.disk_usage(probe).free // (1 << 20)
+    if free_mb < need_mb:
+        return Check(
+            "disk",
+            "fail",
+            f"{free_mb} MB free at {path}, an update needs {need_mb} MB",
+            "free space or remove old slots",
+        )
+    return Check("disk", "ok", f"{free_mb} MB free at {path}")
+
+
+def run_checks(
+    settings: Settings,
+    *,
+    bundles: list[Path] | None = None,
+    now: Callable[[], datetime.datetime] = lambda: datetime.datetime.now(datetime.UTC),
+) -> list[Check]:
+    checks = [check_audio(settings), check_speaker(settings)]
+    checks += check_models(find_bundles(settings) if bundles is None else bundles)
+    checks += [
+        check_broker(settings),
+        check_cloud(settings),
+        check_clock(now()),
+        check_disk(Path(settings.device.state_dir)),
+    ]
+    return checks
