@@ -10,9 +10,10 @@ set -eu
 cd "$(dirname "$0")"
 PYTHON=python3
 if [ "$(id -u)" = 0 ] && [ "${1:-}" != "--root" ]; then
-    apt-get install -y --no-install-recommends python3-venv python3-dev build-essential
+    apt-get install -y --no-install-recommends python3-venv python3-dev gcc libasound2-dev
     VENV=/opt/voxhome/venv
     [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
+    # Enough to run the installer; `voxhome install` then adds the rest (extras, silero-vad).
     "$VENV/bin/pip" install --quiet --upgrade .
     PYTHON="$VENV/bin/python"
 fi

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import logging
 import sys
 from collections.abc import Sequence
 
 from device.errors import VoxError
+from device.logs import setup_logging
 
 # One module per top-level command; each exposes register(subparsers).
 COMMANDS: tuple[str, ...] = (
@@ -43,9 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    level = logging.WARNING - 10 * min(args.verbose, 2)
-    # Logs go to stderr (the journal under systemd); stdout carries the commands' JSON lines.
-    logging.basicConfig(level=level, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+    # Structured journal entries under systemd, stderr lines elsewhere; stdout carries JSON lines.
+    setup_logging(args.verbose)
     try:
         return int(args.func(args) or 0)
     except VoxError as err:

@@ -14,6 +14,7 @@ import dataclasses
 import inspect
 import logging
 import signal
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
@@ -26,9 +27,11 @@ from device.confirmation import SpokenConfirmation
 from device.errors import AudioError, OtaError, ToolError
 from device.events import ToolCall, ToolResult
 from device.frontend import Frontend
+from device.notify import Notifier, Watchdog
 from device.pipeline import Pipeline
 from device.service import Service, open_source
 from device.settings import Settings
+from device.telemetry import StatusReporter, TelemetryOutput
 from device.tools.api import ToolSpec
 from device.tools.session import HomeSession
 from device.voice.aec import EchoCancelledSource, EchoCanceller, ReferenceBuffer
@@ -109,6 +112,21 @@ async def watch_slots(
             return
 
 
+MODEL_KINDS = ("wake", "vad", "asr", "prompts")
+
+
+def model_versions(loaded: dict[str, tuple[str, str]]) -> dict[str, str]:
+    """What the status reports per model kind: the OTA version running, or 'builtin'."""
+    return {kind: loaded[kind][1] if kind in loaded else "builtin" for kind in MODEL_KINDS}
+
+
+async def report_periodically(telemetry: TelemetryOutput, interval_s: float) -> None:
+    """Keep the retained status fresh while nothing happens (events publish on change)."""
+    while True:
+        await asyncio.sleep(max(1.0, interval_s / 4))
+        telemetry.tick()
+
+
 def build_frontend(settings: Settings) -> Frontend:
     """Wake words and VAD, from the OTA slots where OTA installed a model of the configured name."""
     wake = settings.wake
@@ -148,7 +166,9 @@ async def open_home(settings: Settings, on_mute: Callable[[bool], None] | None =
     try:
         await home.open()
     except ToolError as err:
-        _LOGGER.warning("home not reachable at start (%s); local commands will report it", err.message)
+        _LOGGER.warning(
+            "home not reachable at start (%s); local commands will report it", err.message, extra={"code": err.code}
+        )
         return None
     return home
 
@@ -184,6 +204,10 @@ async def run(
 ) -> int:
     """Run the speaker until its audio source ends or SIGTERM; `speaker` overrides the
     configured output device (the demo writes a WAV file)."""
+    # Under systemd (Type=notify) these talk to it; elsewhere they do nothing.
+    notifier = Notifier()
+    watchdog = Watchdog(notifier)
+    notifier.status("loading models")
     live_mic = options.audio is None and settings.audio.mic.backend == "alsa"
     # Echo cancellation only where there is an echo: a live microphone near our own speaker.
     reference = ReferenceBuffer() if settings.voice.aec and live_mic else None
@@ -203,9 +227,25 @@ async def run(
         stack.callback(player.close)
         homes: list[HomeSession] = []
 
+        def publish_status(topic: str, payload: str, retain: bool) -> None:
+            for home_session in homes:
+                home_session.client.publish_own("status", payload.encode(), retain=retain)
+
+        prometheus = settings.telemetry.prometheus_file
+        telemetry = TelemetryOutput(
+            StatusReporter(
+                settings.device.id, settings.telemetry.interval_s, publish_status,
+                Path(prometheus) if prometheus else None,
+            ),
+            models=model_versions(loaded),
+            clock=time.monotonic,
+        )
+        telemetry.telemetry.muted = settings.voice.muted
+
         def report_mute(state: MuteState) -> None:
-            for home_session in homes:  # the status topic says so (Home Assistant's switch follows)
+            for home_session in homes:  # Home Assistant's mute switch follows this topic
                 home_session.client.publish_own("mute", b"ON" if state.muted else b"OFF")
+            telemetry.set_muted(state.muted)  # and the status says so
 
         mute = MuteSwitch(settings.voice.muted, report=report_mute)
         def mute_from_mqtt(muted: bool) -> None:
@@ -223,6 +263,7 @@ async def run(
             stack.push_async_callback(cloud.close)
 
         async def emit(event: object) -> None:
+            telemetry.handle(event)
             for output in outputs:
                 result = output(event)
                 if inspect.isawaitable(result):
@@ -234,7 +275,9 @@ async def run(
             await emit(event)
             await voice_output.handle(event)
 
-        service = Service(source, frontend, [emit_and_speak], muted=lambda: mute.muted)
+        service = Service(
+            source, frontend, [emit_and_speak], muted=lambda: mute.muted, on_frame=watchdog.kick,
+        )
         assistant = Assistant(
             emit=emit_and_speak,
             listen=listen_via(service.inject),
@@ -258,21 +301,33 @@ async def run(
 
         service.add_handler(assist)
         loop = asyncio.get_running_loop()
+
+        def shutdown() -> None:
+            notifier.stopping()  # systemd then waits for us instead of assuming a hang
+            service.stop()
+
         for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, service.stop)
+            loop.add_signal_handler(sig, shutdown)
         reload_requested = asyncio.Event()
 
         def reload() -> None:
             reload_requested.set()
-            service.stop()
+            shutdown()
 
         watcher = asyncio.create_task(watch_slots(settings, loaded, reload))
+        reporter = asyncio.create_task(report_periodically(telemetry, settings.telemetry.interval_s))
+        telemetry.tick()  # the first retained status, before the first wake
+        # Audio source open, models loaded, home connected (or reported): now we are a speaker.
+        notifier.ready("listening")
+        watchdog.start()
         try:
             status = await service.run()
             await assistant.drain()
             await asyncio.to_thread(player.drain)
         finally:
+            watchdog.stop()
             watcher.cancel()
+            reporter.cancel()
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(sig)
             frontend.close()

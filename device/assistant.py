@@ -146,7 +146,7 @@ class Assistant:
         try:
             await self._process(utterance)
         except VoxError as err:
-            _LOGGER.error("command failed: [%s] %s", err.code, err.message)
+            _LOGGER.error("command failed: [%s] %s", err.code, err.message, extra={"code": err.code})
             await self._emit(Error(err.code, err.message, utterance.timestamp_ms))
             await self._emit(Say(prompt="error"))
         except Exception as err:  # one bad utterance must never end the service
@@ -272,7 +272,10 @@ class Assistant:
             self._cloud_busy = False
         for result in outcome.tool_results:
             await self._emit(result)
-        await self._emit(CloudReply(outcome.status, outcome.reply_text, outcome.user_text, outcome.played_ms, outcome.code))
+        await self._emit(CloudReply(
+            outcome.status, outcome.reply_text, outcome.user_text, outcome.played_ms, outcome.code,
+            outcome.first_audio_ms,
+        ))
         say = outcome.say()
         if say is not None:
             await self._emit(say)

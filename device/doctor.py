@@ -28,6 +28,9 @@ def check_audio(settings: Settings) -> Check:
     mic = settings.audio.mic
     if mic.backend != "alsa":
         return Check("audio", "skip", f"mic backend is {mic.backend!r}")
+    from hal.alsa import route_alsa_errors
+
+    route_alsa_errors()
     try:
         import alsaaudio
 
@@ -82,16 +85,35 @@ def check_speaker(settings: Settings) -> Check:
 
 
 def find_bundles(settings: Settings) -> list[Path]:
+    """Every bundle the service could load: the configured speech model, the OTA slots, and
+    (where neither gives a speech model) the one the factory built into its cache."""
     found = [Path(settings.asr.bundle)] if settings.asr.bundle else []
     state = Path(settings.device.state_dir)
     # The OTA agent's slots: <state_dir>/ota/slots/<kind>/<a|b> (ota/slots.py).
-    found += sorted(p.parent for p in state.glob("ota/slots/*/*/manifest.json"))
-    if not found:
-        # A development board without OTA: the speech model the ASR factory built into its cache.
+    slots = sorted(p.parent for p in state.glob("ota/slots/*/*/manifest.json"))
+    found += slots
+    if not settings.asr.bundle and not any(p.parent.name == "asr" for p in slots):
         from models.asr.factory import cache_root
 
         found += sorted(p.parent for p in cache_root().glob("asr-*/manifest.json"))
     return found
+
+
+def check_frontend(settings: Settings) -> Check:
+    """The configured wake words and the built-in VAD load (a missing package shows here)."""
+    from models.vad import SileroVad
+    from models.wake import WakeWordDetector
+
+    try:
+        detector = WakeWordDetector.from_settings(settings.wake)
+        try:
+            SileroVad.from_builtin()
+        finally:
+            detector.close()
+    except VoxError as err:
+        return Check("front end", "fail", f"{err.code}: {err.message}",
+                     "check [[wake.words]] model names; reinstall with ./install.sh")
+    return Check("front end", "ok", f"wake words {', '.join(detector.words)}; Silero VAD")
 
 
 def check_models(bundles: Iterable[Path]) -> list[Check]:
@@ -221,7 +243,7 @@ def run_checks(
     bundles: list[Path] | None = None,
     now: Callable[[], datetime.datetime] = lambda: datetime.datetime.now(datetime.UTC),
 ) -> list[Check]:
-    checks = [check_audio(settings), check_speaker(settings)]
+    checks = [check_audio(settings), check_speaker(settings), check_frontend(settings)]
     checks += check_models(find_bundles(settings) if bundles is None else bundles)
     checks += [
         check_broker(settings),

@@ -153,6 +153,8 @@ class CloudReply:
     user_text: str = ""
     played_ms: int = 0
     code: str | None = None
+    first_audio_ms: int | None = None
+    """Start of the cloud turn to its first reply sample at the speaker (None: no audio)."""
 
 
 @dataclass(frozen=True, slots=True)

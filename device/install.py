@@ -20,7 +20,16 @@ _LOG = logging.getLogger(__name__)
 SOURCE = Path(__file__).resolve().parents[1]
 UNITS = ("voxhome.service", "voxhome-ota.service", "voxhome-ota.timer")
 CREDENTIALS = ("mqtt-password", "cloud-api-key")  # the LoadCredential= names in voxhome.service
-APT_PACKAGES = ("python3-venv", "libasound2", "libopus0", "alsa-utils", "espeak-ng")
+APT_PACKAGES = (
+    "python3-venv", "python3-dev", "gcc",  # pyalsaaudio has no wheels for ARM: it compiles
+    "libasound2-dev", "alsa-utils", "libopus0", "libspeexdsp1", "espeak-ng",
+)
+NO_DEPS = ("silero-vad==6.2.3",)
+"""Installed without dependencies: silero-vad's wheel declares torch, which we never import (we
+only load its ONNX file). scripts/setup.sh pins the same version (a test keeps them equal)."""
+VENV_EXTRAS = "build"
+"""The model factory's few packages: the board builds its speech model and prompts once at
+install time (into the state dir's cache) unless OTA has already delivered them."""
 KINDS = ("wake", "vad", "asr", "prompts")
 # The OTA agent's layout: <state_dir>/ota/slots/<kind>/<a|b> (ota/slots.py SlotStore).
 STATE_SUBDIRS = ("ota", "ota/slots", *(f"ota/slots/{k}" for k in KINDS),
@@ -78,7 +87,8 @@ def install(plan: InstallPlan) -> list[str]:
             _run([sys.executable, "-m", "venv", str(venv)])
             changed.append(str(venv))
         # Every run, so an upgrade from a newer checkout reaches the venv (pip skips what's current).
-        _run([str(venv / "bin/pip"), "install", "--quiet", "--upgrade", str(SOURCE)])
+        _run([str(venv / "bin/pip"), "install", "--quiet", "--upgrade", f"{SOURCE}[{VENV_EXTRAS}]"])
+        _run([str(venv / "bin/pip"), "install", "--quiet", "--no-deps", *NO_DEPS])
     etc = plan.path("/etc/voxhome")
     for directory, mode in ((etc, 0o755), (etc / "credentials", 0o700)):
         directory.mkdir(parents=True, exist_ok=True)
@@ -128,6 +138,12 @@ def install(plan: InstallPlan) -> list[str]:
     if plan.system:
         _run(["chown", "-R", "voxhome:voxhome", str(state)])
         _run(["chown", "root:voxhome", str(config)])
+        if plan.venv:
+            # Build the speech model and prompts now, as the service's user into the cache the
+            # unit uses (XDG_CACHE_HOME in voxhome.service): the first start then only loads them.
+            for kind in ("asr", "prompts"):
+                _run(["runuser", "-u", "voxhome", "--", "env", "XDG_CACHE_HOME=/var/lib/voxhome/cache",
+                      str(venv / "bin/voxhome"), "models", "build", kind])
         _run(["systemctl", "daemon-reload"])
         _run(["systemctl", "enable", "voxhome.service", "voxhome-ota.timer"])
     return changed

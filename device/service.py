@@ -139,7 +139,7 @@ class Service:
 
 def _as_error(err: BaseException, at_ms: int) -> Error:
     if isinstance(err, VoxError):
-        _LOGGER.error("run ended: [%s] %s", err.code, err.message)
+        _LOGGER.error("run ended: [%s] %s", err.code, err.message, extra={"code": err.code})
         return Error(code=err.code, message=err.message, timestamp_ms=at_ms)
     _LOGGER.error("run ended on an unexpected error", exc_info=err)
     return Error(code="internal", message=f"{type(err).__name__}: {err}", timestamp_ms=at_ms)

@@ -27,7 +27,12 @@ from device.events import (
 )
 from ota.atomic import FileSystem, write_atomic
 
-STAGES = ("wake_to_end_of_speech", "end_of_speech_to_transcript", "transcript_to_action")
+STAGES = (
+    "wake_to_end_of_speech",
+    "end_of_speech_to_transcript",
+    "transcript_to_action",
+    "cloud_turn_to_first_reply_audio",
+)
 
 
 @dataclass(frozen=True)
@@ -52,10 +57,11 @@ class Snapshot:
     models: Mapping[str, str]
     cpu_s: float = 0.0
     rss_bytes: int = 0
+    muted: bool = False
 
     def change_key(self) -> tuple[object, ...]:
-        """What counts as 'changed' for publishing: counts and versions, not the CPU clock."""
-        return (tuple(sorted(self.counts.items())), tuple(sorted(self.models.items())))
+        """What counts as 'changed' for publishing: counts, versions, mute; not the CPU clock."""
+        return (tuple(sorted(self.counts.items())), tuple(sorted(self.models.items())), self.muted)
 
 
 @dataclass
@@ -63,6 +69,7 @@ class Telemetry:
     """Folds events into counts and stage latencies. Call observe(event, now_s) per event."""
 
     models: dict[str, str] = field(default_factory=dict)
+    muted: bool = False
     _counts: dict[str, int] = field(
         default_factory=lambda: dict.fromkeys(("wakes", "local", "cloud", "dropped", "failed"), 0)
     )
@@ -92,7 +99,14 @@ class Telemetry:
             case Routed(way=way):
                 key = way if way in ("local", "cloud") else "dropped"
                 self._counts[key] += 1
-            case ToolResult() | Spoke() | CloudReply():
+                if key != "local":
+                    # transcript_to_action times local actions; the cloud has its own stage.
+                    self._transcript_at = None
+            case CloudReply(first_audio_ms=first):
+                # The cloud's own clock: from handing it the utterance to its first sample played.
+                if first is not None:
+                    self._stage("cloud_turn_to_first_reply_audio", first)
+            case ToolResult() | Spoke():
                 if self._transcript_at is not None:
                     self._stage("transcript_to_action", (now_s - self._transcript_at) * 1000)
                     self._transcript_at = None
@@ -105,7 +119,9 @@ class Telemetry:
         self._stages[name] = self._stages[name].add(max(0.0, ms))
 
     def snapshot(self, cpu_s: float = 0.0, rss_bytes: int = 0) -> Snapshot:
-        return Snapshot(dict(self._counts), dict(self._stages), dict(self.models), cpu_s, rss_bytes)
+        return Snapshot(
+            dict(self._counts), dict(self._stages), dict(self.models), cpu_s, rss_bytes, self.muted
+        )
 
 
 def process_usage() -> tuple[float, int]:
@@ -134,6 +150,7 @@ def render_status(snap: Snapshot, device_id: str) -> str:
                 for name, s in snap.stages.items()
             },
             "models": dict(snap.models),
+            "muted": snap.muted,
             "cpu_s": round(snap.cpu_s, 2),
             "rss_bytes": snap.rss_bytes,
         },
@@ -172,6 +189,8 @@ def render_prometheus(snap: Snapshot, device_id: str) -> str:
         for k, v in sorted(snap.models.items())
     ]
     lines += [
+        "# TYPE voxhome_muted gauge",
+        f"voxhome_muted{{{dev}}} {int(snap.muted)}",
         "# TYPE voxhome_cpu_seconds_total counter",
         f"voxhome_cpu_seconds_total{{{dev}}} {snap.cpu_s:.3f}",
         "# TYPE voxhome_resident_memory_bytes gauge",
@@ -240,7 +259,17 @@ class TelemetryOutput:
     def handle(self, event: object) -> None:
         now = self._clock()
         self.telemetry.observe(event, now)
-        self._reporter.maybe_publish(self.telemetry.snapshot(*self._usage()), now)
+        # Read the process's CPU and memory only when a publication is due, not per event.
+        if self._reporter.due(self.telemetry.snapshot(), now):
+            self._reporter.maybe_publish(self.telemetry.snapshot(*self._usage()), now)
+
+    def set_muted(self, muted: bool) -> None:
+        """The microphone was muted or unmuted: published at once (a change)."""
+        self.telemetry.muted = muted
+        self.tick()
 
     def tick(self) -> bool:
-        return self._reporter.maybe_publish(self.telemetry.snapshot(*self._usage()), self._clock())
+        now = self._clock()
+        if not self._reporter.due(self.telemetry.snapshot(), now):
+            return False
+        return self._reporter.maybe_publish(self.telemetry.snapshot(*self._usage()), now)

@@ -7,6 +7,9 @@ reopened with capped exponential backoff instead of crashing the service.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import functools
 import logging
 import threading
 import time
@@ -30,7 +33,37 @@ class AlsaStats:
     frames: int = 0
 
 
+# libasound's error handler: (file, line, function, err, fmt, ...). The variadic tail is never
+# read, so a fixed-argument callback is safe on the Linux ABIs we run on (x86_64, aarch64, armhf).
+_ErrorHandler = ctypes.CFUNCTYPE(None, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p)
+
+
+@functools.cache
+def route_alsa_errors() -> object | None:
+    """Send libasound's own error lines (it prints them to stderr) to our log at debug level.
+
+    The error we raise already says what failed; a device that is gone would otherwise repeat
+    eight lines of ALSA internals into the journal at every reopen attempt. Cached: the callback
+    must live as long as the process, and installing it once is enough.
+    """
+    name = ctypes.util.find_library("asound")
+    if name is None:
+        return None
+
+    def handler(file: bytes | None, line: int, function: bytes | None, err: int, fmt: bytes | None) -> None:
+        _LOGGER.debug("libasound %s:%d %s: error %d (%s)", (file or b"").decode(errors="replace"), line,
+                      (function or b"").decode(errors="replace"), err, (fmt or b"").decode(errors="replace"))
+
+    callback = _ErrorHandler(handler)
+    try:
+        ctypes.CDLL(name).snd_lib_error_set_handler(callback)
+    except (OSError, AttributeError):
+        return None
+    return callback
+
+
 def open_capture(device: str, period_frames: int, periods: int) -> alsaaudio.PCM:
+    route_alsa_errors()
     try:
         return alsaaudio.PCM(
             type=alsaaudio.PCM_CAPTURE,
@@ -121,6 +154,7 @@ class AlsaSink:
     """Plays 16 kHz mono s16le through an ALSA playback PCM."""
 
     def __init__(self, device: str = "default", period_frames: int = 320, periods: int = 4) -> None:
+        route_alsa_errors()
         try:
             self._pcm = alsaaudio.PCM(
                 type=alsaaudio.PCM_PLAYBACK,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import random
@@ -56,6 +57,8 @@ class CloudOutcome:
     tool_results: tuple[ToolResult, ...] = ()
     followup_s: float = 0.0
     """Listen this long without the wake word (same session) after a completed reply."""
+    first_audio_ms: int | None = None
+    """From the start of the turn (connecting included) to the first reply sample at the sink."""
 
     def say(self) -> Say | None:
         return Say(prompt=self.prompt) if self.prompt else None
@@ -270,6 +273,7 @@ class RealtimeClient:
         if not self.settings.enabled:
             return CloudOutcome("failed", prompt="cloud_disabled", code="cloud-disabled")
         self._begin_turn()
+        started = self.clock()
         try:
             if self._ws is not None and self._rotate_at is not None and self.clock() >= self._rotate_at:
                 # Rotate while idle rather than hit session_expired mid-reply.
@@ -280,6 +284,9 @@ class RealtimeClient:
         except CloudError as err:
             outcome = await self._fail(err)
         self._touch()
+        first = self._reply.first_sample_at
+        if first is not None and first >= started:
+            outcome = dataclasses.replace(outcome, first_audio_ms=round((first - started) * 1000))
         return outcome
 
     async def text_turn(self, text: str) -> CloudOutcome:
@@ -430,7 +437,7 @@ class RealtimeClient:
                             followup_s=self.settings.followup_s if status == "ok" else 0.0)
 
     async def _fail(self, err: CloudError) -> CloudOutcome:
-        log.warning("cloud turn failed: %s (%s)", err.message, err.code)
+        log.warning("cloud turn failed: %s (%s)", err.message, err.code, extra={"code": err.code})
         self._reply.discard()
         if err.code == "cloud-timeout" and self._ws is not None and self._active is not None:
             with contextlib.suppress(CloudError):

@@ -182,7 +182,7 @@ class Registry:
         try:
             parsed = parse_message(topic, payload, self.prefix)
         except DiscoveryError as err:
-            _LOGGER.warning("skipping discovery message: %s", err.message)
+            _LOGGER.warning("skipping discovery message: %s", err.message, extra={"code": err.code})
             return False
         old = self._by_key.pop(topic, [])
         for entity_id in old:

@@ -19,10 +19,11 @@ from device.doctor import (
     check_clock,
     check_cloud,
     check_disk,
+    check_frontend,
     check_models,
     check_speaker,
 )
-from device.settings import Secret, Settings, replace_path
+from device.settings import Secret, Settings, WakeWordSettings, replace_path
 from device.sim.broker import Mosquitto
 from models.manifest import write_manifest
 
@@ -66,6 +67,7 @@ def test_doctor_all_ok_then_corrupt_bundle(tmp_path: Path, mosquitto: Mosquitto)
     assert checks["model asr-test"]["status"] == "ok"
     assert checks["broker"]["status"] == "ok"
     assert checks["cloud"]["status"] == "skip" and checks["audio"]["status"] == "skip"
+    assert checks["front end"]["status"] == "ok" and "okay_nabu" in checks["front end"]["detail"]
 
     (bundle / "model.onnx").write_bytes(b"tampered")
     done = _doctor(config)
@@ -137,3 +139,10 @@ def test_cloud_handshake_accepts_and_rejects_the_key(monkeypatch: pytest.MonkeyP
     assert check_cloud(settings, timeout_s=2).status == "fail"  # nothing listens any more
     off = replace_path(settings, "cloud.enabled", False)
     assert check_cloud(off).status == "skip"
+
+
+def test_front_end_check_loads_the_configured_wake_words_and_the_vad() -> None:
+    assert check_frontend(Settings()).status == "ok"
+    bad = replace_path(Settings(), "wake.words", (WakeWordSettings("okay_nabo"),))
+    failed = check_frontend(bad)
+    assert failed.status == "fail" and "okay_nabo" in failed.detail and failed.fix

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import configparser
+import re
 import stat
 import subprocess
 import sys
 from pathlib import Path
 
+from device.install import NO_DEPS, VENV_EXTRAS
 from device.settings import load_settings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -16,6 +19,12 @@ def _voxhome(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "device", *args], capture_output=True, text=True, cwd=REPO
     )
+
+
+def setup_extras() -> set[str]:
+    config = configparser.ConfigParser()
+    config.read(REPO / "setup.cfg")
+    return set(config["options.extras_require"])
 
 
 def _mode(path: Path) -> int:
@@ -103,3 +112,13 @@ def test_install_sh_wrapper_into_a_root(tmp_path: Path) -> None:
         REPO / "systemd/voxhome.service"
     ).read_bytes()
     assert _mode(tmp_path / "etc/voxhome/credentials") == 0o700
+
+
+def test_board_venv_gets_the_same_silero_vad_as_the_dev_setup() -> None:
+    # The VAD's ONNX file ships in silero-vad, installed without its torch dependency in both
+    # places; a board without it would have no VAD at all.
+    setup = (REPO / "scripts/setup.sh").read_text()
+    pinned = re.findall(r"silero-vad==[\d.]+", setup)
+    assert pinned and set(pinned) == set(NO_DEPS)
+    # The board builds its models as the service user, so the runtime needs the factory extra.
+    assert VENV_EXTRAS in setup_extras()

@@ -10,7 +10,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 import pytest
 
-from device.events import Detection, Error, Routed, Spoke, Transcript, VoiceStopped
+from device.events import CloudReply, Detection, Error, Routed, Spoke, Transcript, VoiceStopped
 from device.sim.broker import Mosquitto
 from device.telemetry import (
     StatusReporter,
@@ -39,8 +39,21 @@ def test_stage_latencies_and_counts() -> None:
     assert snap.counts == {"wakes": 2, "local": 1, "cloud": 1, "dropped": 0, "failed": 1}
     assert snap.stages["wake_to_end_of_speech"].last_ms == 1500
     assert snap.stages["end_of_speech_to_transcript"].mean_ms == pytest.approx(300)
+    # Only the local turn is an action on the device; the cloud turn has its own stage.
     assert snap.stages["transcript_to_action"].max_ms == pytest.approx(200)
-    assert snap.stages["transcript_to_action"].count == 2
+    assert snap.stages["transcript_to_action"].count == 1
+
+
+def test_cloud_first_reply_audio_is_its_own_stage() -> None:
+    t = Telemetry()
+    t.observe(Transcript(text="what is the weather", timestamp_ms=2500), 1.0)
+    t.observe(Routed(way="cloud", reason="not a home command"), 1.01)
+    t.observe(CloudReply("ok", played_ms=2000, first_audio_ms=420), 4.0)
+    t.observe(CloudReply("failed", code="cloud-timeout"), 9.0)  # no audio: no sample
+    snap = t.snapshot()
+    assert snap.stages["cloud_turn_to_first_reply_audio"].count == 1
+    assert snap.stages["cloud_turn_to_first_reply_audio"].last_ms == 420
+    assert snap.stages["transcript_to_action"].count == 0
 
 
 def test_status_and_metrics_never_carry_audio_or_text() -> None:

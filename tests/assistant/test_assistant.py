@@ -18,6 +18,7 @@ import pytest
 
 from device.assistant import Assistant, yes_or_no
 from device.cloud.decision import RouteDecider
+from device.cloud.realtime import CloudOutcome
 from device.events import (
     CloudReply,
     Detection,
@@ -68,29 +69,21 @@ class RecordingTools:
         return ToolResult(call.call_id, call.name, "ok", {}, "Done.")
 
 
-@dataclass
-class Outcome:
-    status: str = "ok"
-    prompt: str | None = None
-    code: str | None = None
-    reply_text: str = "It is sunny."
-    user_text: str = "what's the weather"
-    played_ms: int = 1200
-    tool_results: tuple[ToolResult, ...] = ()
-    followup_s: float = 4.0
-
-    def say(self) -> Say | None:
-        return Say(prompt=self.prompt) if self.prompt else None
+def Outcome(**changes: Any) -> CloudOutcome:  # noqa: N802 - reads as the outcome it builds
+    """The real client's outcome type, with a sunny answer unless told otherwise."""
+    base: dict[str, Any] = {"status": "ok", "reply_text": "It is sunny.", "user_text": "what's the weather",
+                            "played_ms": 1200, "followup_s": 4.0}
+    return CloudOutcome(**(base | changes))
 
 
 @dataclass
 class SlowCloud:
-    outcome: Outcome = field(default_factory=Outcome)
+    outcome: CloudOutcome = field(default_factory=Outcome)
     turns: int = 0
     interrupts: int = 0
     release: asyncio.Event = field(default_factory=asyncio.Event)
 
-    async def turn(self, utterance: bytes) -> Outcome:
+    async def turn(self, utterance: bytes) -> CloudOutcome:
         self.turns += 1
         await self.release.wait()
         return self.outcome

@@ -41,6 +41,8 @@ def test_sim_cloud_demo_turn_changes_a_virtual_device() -> None:
         assert tools.state["light.kitchen"] == "on"
         assert [r.status for r in outcome.tool_results] == ["ok"]
         assert abs(sink.queued_ms - 1200) < 5
+        # Telemetry's cloud stage: a real reply reached the sink, after the turn began.
+        assert outcome.first_audio_ms is not None and 0 <= outcome.first_audio_ms < 20_000
     finally:
         proc.terminate()
         proc.wait(10)

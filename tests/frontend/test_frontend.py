@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -130,3 +132,22 @@ def test_muted_microphone_path_does_nothing_but_keeps_reading(command_wav: Path,
     assert [e for e in events if not isinstance(e, AudioStop)] == []
     assert frontend.vad_windows_run == 0
     assert service.position_ms > 2000  # the whole file was read: the loop stayed alive
+
+
+def test_libasound_error_lines_go_to_the_log_not_stderr() -> None:
+    # libasound prints its internals to stderr on every failed open; under systemd that would be
+    # eight journal lines per reopen attempt. Our error says what failed; the rest is debug.
+    code = (
+        "import logging, sys\n"
+        "logging.basicConfig(stream=sys.stdout, level=logging.DEBUG)\n"
+        "from device.errors import AudioError\n"
+        "from hal.alsa import open_capture\n"
+        "try:\n"
+        "    open_capture('no_such_pcm_here', 160, 4)\n"
+        "except AudioError as err:\n"
+        "    print('raised', err.code)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert "raised audio-device" in done.stdout
+    assert "libasound" in done.stdout  # the lines are kept, at debug level
+    assert "ALSA lib" not in done.stderr, done.stderr
