@@ -11,7 +11,7 @@ APT_PACKAGES=(
   libopus0                      # opuslib decodes the device's prompts
   libspeexdsp-dev               # acoustic echo cancellation
   mosquitto openssl             # the broker for the demo and the tests (openssl makes TLS test certs)
-  espeak-ng flite festival sox libsox-fmt-all   # speech synthesis for the demo, tests and prompts
+  espeak-ng flite festival festvox-kallpc16k sox libsox-fmt-all   # speech synthesis (festival needs a voice)
   systemd                       # systemd-analyze for the unit checks
 )
 

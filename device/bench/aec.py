@@ -1,4 +1,4 @@
-"""`voxhome bench aec`: echo cancellation on a synthetic echo set (also `python -m device.bench.aec`).
+"""`voxhome bench aec`: echo cancellation on a synthetic echo set.
 
 The set: the device "plays" local spoken answers and prompts (far end); they reach the microphone
 through a synthetic room impulse response (exponential decay, RT60 set by --rt60) after the
@@ -176,13 +176,3 @@ def run(args: argparse.Namespace) -> int:
     finally:
         detector.close()
     return 0 if erle >= TARGET_ERLE_DB else 1
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m device.bench.aec", description=__doc__.splitlines()[0])
-    add_arguments(parser)
-    return run(parser.parse_args(argv))
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -201,17 +201,3 @@ def print_report(r: dict[str, Any], snr: float) -> None:
     ]
     for text, ok in checks:
         say(f"{'PASS' if ok else 'FAIL'}  {text}")
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m device.bench.asr", description=__doc__.splitlines()[0])
-    add_arguments(parser)
-    try:
-        return run(parser.parse_args(argv))
-    except VoxError as err:
-        sys.stderr.write(f"voxhome: error [{err.code}]: {err.message}\n")
-        return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -13,6 +13,7 @@ BENCHES = {
     "intent": "device.bench.intent",
     "cloud": "device.bench.cloud",
     "aec": "device.bench.aec",
+    "tts": "device.bench.tts",
 }
 
 

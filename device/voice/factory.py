@@ -1,15 +1,14 @@
-"""Build the prompt bundle: `voxhome models build prompts` / `python -m device.voice.factory`."""
+"""Build the prompt bundle: `voxhome models build prompts`."""
 
 from __future__ import annotations
 
 import argparse
 import json
-import logging
 import shutil
 import sys
 from pathlib import Path
 
-from device.errors import ModelError, VoxError
+from device.errors import ModelError
 from device.voice.prompts import build_prompt_bundle, cache_root, ensure_prompt_bundle
 from device.voice.tts import ENGINES
 from models.manifest import verify_bundle
@@ -41,18 +40,3 @@ def run(args: argparse.Namespace) -> int:
     }
     sys.stdout.write(json.dumps(summary) + "\n")
     return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m device.voice.factory", description=__doc__.splitlines()[0])
-    add_arguments(parser)
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        return run(parser.parse_args(argv))
-    except VoxError as err:
-        sys.stderr.write(f"voxhome: error [{err.code}]: {err.message}\n")
-        return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,7 +1,7 @@
 """Local spoken answers ("the bedroom temperature is 21 degrees") from a Debian TTS engine.
 
 The engines run as subprocesses (no model hub, nothing downloaded): espeak-ng, flite, festival.
-espeak-ng is the default: measured by `python -m device.voice.bench_tts` it starts fastest and
+espeak-ng is the default: measured by `voxhome bench tts` it starts fastest and
 has the lowest real-time factor of the three (numbers in the issue-8 report); flite sounds a little
 more natural and is the alternative (`voice.tts = "flite"`).
 """

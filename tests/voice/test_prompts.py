@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from device.__main__ import main as voxhome_main
 from device.voice import factory
 from device.voice.prompts import NAMES, PromptBundle, earcon, ensure_prompt_bundle
 from device.voice.tts import LocalTts
@@ -87,4 +88,5 @@ def test_factory_cli_prints_the_bundle(tmp_path: Path, capsys: pytest.CaptureFix
     summary = json.loads(capsys.readouterr().out)
     assert summary["kind"] == "prompts" and summary["files"] == len(NAMES)
     verify_bundle(tmp_path / "copy")
-    assert factory.main(["--cache-dir", str(tmp_path), "--out", str(tmp_path / "copy")]) == 2
+    # Through the real command: an existing --out is one clear error, exit status 2.
+    assert voxhome_main(["models", "build", "prompts", "--cache-dir", str(tmp_path), "--out", str(tmp_path / "copy")]) == 2

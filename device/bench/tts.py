@@ -1,4 +1,4 @@
-"""Compare the local TTS engines: start-up time and real-time factor (`python -m device.voice.bench_tts`)."""
+"""`voxhome bench tts`: the local TTS engines' start-up time and real-time factor, side by side."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import argparse
 import statistics
 import sys
 
+from device.errors import AudioError
 from device.voice.tts import ENGINES, LocalTts, engine_available
 
 SHORT = "Okay."
@@ -26,20 +27,14 @@ def run(args: argparse.Namespace) -> int:
             sys.stdout.write(f"{engine:10} not installed\n")
             continue
         tts = LocalTts(engine)
-        tts.speak(SHORT)  # warm the page cache so start-up is the process, not the disk
+        try:
+            tts.speak(SHORT)  # warm the page cache so start-up is the process, not the disk
+        except AudioError as err:  # installed but broken (festival without a voice): say so
+            sys.stdout.write(f"{engine:10} fails: {err.message}\n")
+            continue
         startup = statistics.median(tts.speak(SHORT).synth_ms for _ in range(args.repeats))
         runs = [tts.speak(LONG) for _ in range(args.repeats)]
         synth = statistics.median(r.synth_ms for r in runs)
         audio_ms = runs[0].duration_ms
         sys.stdout.write(f"{engine:10} {startup:10.0f} {synth:8.0f} {audio_ms:8d} {synth / audio_ms:6.3f}\n")
     return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m device.voice.bench_tts", description=__doc__.splitlines()[0])
-    add_arguments(parser)
-    return run(parser.parse_args(argv))
-
-
-if __name__ == "__main__":
-    sys.exit(main())
