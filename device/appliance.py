@@ -24,7 +24,7 @@ from device.assistant import Assistant, Recognizer, listen_via
 from device.cloud.decision import RouteDecider
 from device.cloud.realtime import RealtimeClient
 from device.confirmation import SpokenConfirmation
-from device.errors import AudioError, OtaError, ToolError
+from device.errors import AudioError, HardwareError, OtaError, ToolError
 from device.events import ToolCall, ToolResult
 from device.frontend import Frontend
 from device.notify import Notifier, Watchdog
@@ -35,11 +35,13 @@ from device.telemetry import StatusReporter, TelemetryOutput
 from device.tools.api import ToolSpec
 from device.tools.session import HomeSession
 from device.voice.aec import EchoCancelledSource, EchoCanceller, ReferenceBuffer
+from device.voice.indicator import LedIndicator
 from device.voice.mute import MuteState, MuteSwitch
 from device.voice.output import VoiceOutput
 from device.voice.prompts import PromptBundle, ensure_prompt_bundle
 from device.voice.speaker import DeviceVoice
 from device.voice.tts import LocalTts
+from hal.leds import NullLeds, open_leds
 from hal.player import NullOutput, Player, open_output
 from hal.player import Output as PlayerOutput
 from hal.source import AudioSource
@@ -183,6 +185,16 @@ def open_speaker(settings: Settings) -> PlayerOutput:
         return NullOutput()
 
 
+def open_indicator(settings: Settings) -> LedIndicator:
+    """The status LED; a configured LED that isn't there is reported, not fatal."""
+    try:
+        leds = open_leds(settings.leds)
+    except HardwareError as err:
+        _LOGGER.error("LED unavailable: %s", err.message, extra={"code": err.code})
+        leds = NullLeds()
+    return LedIndicator(leds)
+
+
 def build_voice(settings: Settings, player: Player) -> DeviceVoice:
     """Prompts (the OTA-installed bundle, else the one built with the local TTS) and the TTS."""
     engine = settings.voice.tts if settings.voice.tts != "none" else "espeak-ng"
@@ -247,7 +259,9 @@ async def run(
                 home_session.client.publish_own("mute", b"ON" if state.muted else b"OFF")
             telemetry.set_muted(state.muted)  # and the status says so
 
-        mute = MuteSwitch(settings.voice.muted, report=report_mute)
+        indicator = open_indicator(settings)
+        stack.callback(indicator.close)
+        mute = MuteSwitch(settings.voice.muted, leds=indicator, report=report_mute)
         def mute_from_mqtt(muted: bool) -> None:
             mute.set(muted, "mqtt")
 
@@ -264,6 +278,7 @@ async def run(
 
         async def emit(event: object) -> None:
             telemetry.handle(event)
+            indicator.handle(event)
             for output in outputs:
                 result = output(event)
                 if inspect.isawaitable(result):

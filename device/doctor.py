@@ -211,6 +211,27 @@ def check_cloud(settings: Settings, timeout_s: float = 5.0) -> Check:
     return Check("cloud", "ok", "handshake accepted with the configured key")
 
 
+def check_leds(settings: Settings) -> Check:
+    """The configured status LED exists and this user may drive it."""
+    import os
+
+    from hal.leds import open_leds
+
+    cfg = settings.leds
+    if cfg.backend == "none":
+        return Check("leds", "skip", "no status LED configured")
+    try:
+        open_leds(cfg)
+    except VoxError as err:
+        return Check("leds", "fail", err.message, "check [leds] name against `ls /sys/class/leds`")
+    led = Path(cfg.sysfs_root) / cfg.name
+    blocked = [f for f in ("brightness", "trigger") if not os.access(led / f, os.W_OK)]
+    if blocked:
+        return Check("leds", "warn", f"{led}: {', '.join(blocked)} not writable by this user",
+                     "let group voxhome write them (a udev rule), or set [leds] backend = \"none\"")
+    return Check("leds", "ok", f"{led} writable")
+
+
 def check_clock(now: datetime.datetime) -> Check:
     if now < _EPOCH_SANE:
         return Check(
@@ -248,6 +269,7 @@ def run_checks(
     checks += [
         check_broker(settings),
         check_cloud(settings),
+        check_leds(settings),
         check_clock(now()),
         check_disk(Path(settings.device.state_dir)),
     ]

@@ -27,6 +27,10 @@ class AudioError(VoxError):
     """An audio source or sink can't be opened, read or written, or the audio is unusable."""
 
 
+class HardwareError(VoxError):
+    """A board part other than audio (LEDs, buttons) is missing or unusable."""
+
+
 class ModelError(VoxError):
     """A model file is missing, corrupt, of the wrong shape, or its runtime is unavailable."""
 

@@ -373,6 +373,18 @@ class VoiceSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class LedSettings:
+    backend: Literal["none", "sysfs"] = "none"
+    """'sysfs': an LED of the Linux LED class (/sys/class/leds/<name>); 'none': no LED."""
+    name: str = "led0"
+    sysfs_root: str = "/sys/class/leds"
+
+    def __post_init__(self) -> None:
+        if not self.name or "/" in self.name or self.name in (".", ".."):
+            raise ValueError("name must be an LED's directory name, e.g. 'led0'")
+
+
+@dataclass(frozen=True, slots=True)
 class TelemetrySettings:
     interval_s: int = 60
     prometheus_file: str | None = None
@@ -390,6 +402,7 @@ class Settings:
     cloud: CloudSettings = field(default_factory=CloudSettings)
     ota: OtaSettings = field(default_factory=OtaSettings)
     voice: VoiceSettings = field(default_factory=VoiceSettings)
+    leds: LedSettings = field(default_factory=LedSettings)
     telemetry: TelemetrySettings = field(default_factory=TelemetrySettings)
 
 
