@@ -67,6 +67,30 @@ def _detect(detector: WakeWordDetector, audio: np.ndarray) -> list[Detection]:
     return found
 
 
+class PymicroPeer:
+    """pymicro-wakeword's own API on the same clips: says whether a miss is the model's or ours."""
+
+    def __init__(self, words: tuple[str, ...]) -> None:
+        from pymicro_wakeword import MicroWakeWord, Model
+
+        self._words = words
+        self._models = [MicroWakeWord.from_builtin(Model(w)) for w in words]
+
+    def detect(self, audio: np.ndarray) -> set[str]:
+        from pymicro_wakeword import MicroWakeWordFeatures
+
+        features = MicroWakeWordFeatures()  # fresh state per clip, as _detect resets ours
+        for model in self._models:
+            model.reset()
+        found: set[str] = set()
+        for chunk in frames_from_pcm(float_to_pcm16(audio)):
+            for feature in features.process_streaming(chunk.audio):
+                for word, model in zip(self._words, self._models, strict=True):
+                    if model.process_streaming(feature):
+                        found.add(word)
+        return found
+
+
 RATES = {"espeak-ng": (None, 140, 210, 120, 190), "flite": (None, 85, 120, 95, 110)}
 """Per clip: espeak-ng words per minute, flite duration stretch x100 (festival has no knob here)."""
 
@@ -80,7 +104,10 @@ def _at_rate(voice: Voice, clip: int) -> Voice:
 
 def detection_table(voices: list[Voice], commands: int, snr: float) -> list[str]:
     detector = _detector()
+    peer = PymicroPeer(("okay_nabu", "hey_jarvis", "alexa", "hey_mycroft"))
     hits: dict[tuple[str, str, str], list[int]] = defaultdict(list)
+    peer_hits: dict[tuple[str, str], list[int]] = defaultdict(list)
+    agree = clips = 0
     confusions = 0
     for v, voice in enumerate(voices):
         for p, (word, phrase) in enumerate(PHRASES):
@@ -90,8 +117,13 @@ def detection_table(voices: list[Voice], commands: int, snr: float) -> list[str]
                 clip = concat(silence(0.5), synthesize(phrase, said), silence(0.3), synthesize(COMMANDS[c % len(COMMANDS)], said), silence(1.0))
                 for cond, audio in (("clean", clip), (f"{snr:g}dB", mix_at_snr(clip, snr, seed=1000 * v + 10 * p + c))):
                     found = _detect(detector, audio)
-                    hits[(voice.label, phrase, cond)].append(int(any(d.word == word for d in found)))
+                    ours = int(any(d.word == word for d in found))
+                    hits[(voice.label, phrase, cond)].append(ours)
                     confusions += sum(d.word != word for d in found)
+                    theirs = int(word in peer.detect(audio))
+                    peer_hits[(phrase, cond)].append(theirs)
+                    agree += ours == theirs
+                    clips += 1
     conds = ("clean", f"{snr:g}dB")
     lines = [
         f"wake detection, 4 words listening, {commands} clips per cell (hits/clips; clip 1 at the voice's own rate,",
@@ -112,6 +144,13 @@ def detection_table(voices: list[Voice], commands: int, snr: float) -> list[str]
         b = [x for voice in voices for x in hits[(voice.label, phrase, conds[1])]]
         total += f"{f'{100 * sum(a) / len(a):.0f}% | {100 * sum(b) / len(b):.0f}%':>20}"
     lines.append(total)
+    peer_row = f"{'pymicro-wakeword, same':<26}"
+    for _, phrase in PHRASES:
+        a, b = (peer_hits[(phrase, c)] for c in conds)
+        peer_row += f"{f'{100 * sum(a) / len(a):.0f}% | {100 * sum(b) / len(b):.0f}%':>20}"
+    lines.append(peer_row)
+    lines.append(f"same hit/miss as pymicro-wakeword's own API on {agree}/{clips} clips "
+                 "(its default thresholds and window; ours from the model manifests)")
     lines.append(f"wrong-word detections in these clips: {confusions}")
     return lines
 
