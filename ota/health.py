@@ -23,9 +23,14 @@ _LOG = logging.getLogger(__name__)
 Checker = Callable[[Path, BundleManifest], str]
 """Runs the bundle at `path`; returns a one-line summary or raises VoxError."""
 
-# kind → "module:function": the kind's real runner on its golden audio. Other kinds (vad,
-# prompts) get DEFAULT_CHECKER until a golden-audio check is written for them.
-CHECKERS: dict[str, str] = {"wake": "ota.health:check_wake", "asr": "ota.health:check_asr"}
+# kind → "module:function": the kind's real runner on its golden audio (prompts: every prompt
+# the device says decodes to real sound). Other kinds get DEFAULT_CHECKER: load every model.
+CHECKERS: dict[str, str] = {
+    "wake": "ota.health:check_wake",
+    "vad": "ota.health:check_vad",
+    "asr": "ota.health:check_asr",
+    "prompts": "ota.health:check_prompts",
+}
 DEFAULT_CHECKER = "ota.health:check_loads"
 
 
@@ -83,6 +88,42 @@ def check_wake(path: Path, manifest: BundleManifest) -> str:
     return f"wake {manifest.version}: {len(manifest.golden)} golden clip(s) as expected"
 
 
+VAD_EXPECTED = ("speech", "silence")
+
+
+def check_vad(path: Path, manifest: BundleManifest) -> str:
+    """A VAD bundle carrying an ONNX model must prove it: each golden clip's `expected` is 'speech'
+    (some 32 ms window ≥ 0.5) or 'silence' (none is), with at least one of each. A bundle with
+    no ONNX model (data files only) is checked like any other kind: every file verified."""
+    import numpy as np
+
+    from hal.source import read_audio_file
+    from models.vad import SileroVad
+
+    summary = check_loads(path, manifest)
+    models = [f.path for f in manifest.files if f.path.endswith(".onnx")]
+    if not models:
+        return summary
+    if len(models) != 1:
+        raise ModelError("model-bad-manifest", f"vad bundle {manifest.name} has {len(models)} ONNX models, not one")
+    expected = sorted({case.expected for case in manifest.golden})
+    if expected != sorted(VAD_EXPECTED):
+        raise ModelError("model-bad-manifest",
+                         f"vad bundle {manifest.name} needs golden clips expecting 'speech' and 'silence' (has {expected})")
+    vad = SileroVad(path / models[0])
+    try:
+        for case in manifest.golden:
+            vad.reset()
+            probs = vad.process_float(read_audio_file(path / case.audio).astype(np.float32))
+            peak = max(probs, default=0.0)
+            heard = "speech" if peak >= 0.5 else "silence"
+            if heard != case.expected:
+                raise ModelError("model-golden", f"{case.audio}: expected {case.expected}, heard {heard} (peak {peak:.2f})")
+    finally:
+        vad.close()
+    return f"vad {manifest.version}: {len(manifest.golden)} golden clip(s) as expected"
+
+
 def check_asr(path: Path, manifest: BundleManifest) -> str:
     """Transcribe each golden clip with the speech runner; the normalized text must match."""
     from hal.source import read_audio_file
@@ -100,6 +141,35 @@ def check_asr(path: Path, manifest: BundleManifest) -> str:
     finally:
         runner.close()
     return f"asr {manifest.version}: {len(manifest.golden)} golden clip(s) transcribed as expected"
+
+
+def check_prompts(path: Path, manifest: BundleManifest) -> str:
+    """Every prompt the device can say is in the bundle and decodes (opuslib) to audible sound.
+
+    A missing or broken prompt would only fall back to a tone on the device; an update that
+    silently turns "Are you sure?" into a beep is still a bad update, so it is refused here.
+    """
+    import numpy as np
+
+    from device.voice.prompts import NAMES
+    from hal.opus import read_ogg_opus
+
+    files = {f.path for f in manifest.files}
+    missing = [name for name in NAMES if f"{name}.opus" not in files]
+    if missing:
+        raise ModelError("model-golden", f"prompt bundle lacks {', '.join(missing)}")
+    seconds = 0.0
+    for name in NAMES:
+        try:
+            audio = read_ogg_opus(path / f"{name}.opus")
+        except VoxError as err:
+            raise ModelError("model-golden", f"{name}.opus: {err.message}") from None
+        duration = len(audio) / 16000
+        rms = float(np.sqrt(np.mean(np.square(audio)))) if len(audio) else 0.0
+        if not (0.05 <= duration <= 15.0) or not np.isfinite(audio).all() or rms < 1e-3:
+            raise ModelError("model-golden", f"{name}.opus: {duration:.2f} s, rms {rms:.4f}: not a usable prompt")
+        seconds += duration
+    return f"prompts {manifest.version}: {len(NAMES)} prompts decode ({seconds:.1f} s of sound)"
 
 
 def resolve_checker(kind: str) -> Checker:

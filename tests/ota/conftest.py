@@ -102,7 +102,7 @@ def serve() -> Iterator[Serve]:
 
 
 def make_bundle(base: Path, version: str, *, kind: str = "vad", size: int = 4096, files: int = 3,
-                extra: dict[str, bytes] | None = None) -> Path:
+                extra: dict[str, bytes] | None = None, golden: tuple[Golden, ...] | None = None) -> Path:
     """A small bundle whose every byte depends on the version (so old/new mixes are detectable)."""
     directory = base / f"{kind}-{version}"
     directory.mkdir(parents=True)
@@ -114,7 +114,7 @@ def make_bundle(base: Path, version: str, *, kind: str = "vad", size: int = 4096
     for name, data in (extra or {}).items():
         (directory / name).write_bytes(data)
     write_manifest(directory, name=f"test-{kind}", kind=kind, version=version,
-                   golden=(Golden("golden.wav", "hey test"),))
+                   golden=golden if golden is not None else (Golden("golden.wav", "hey test"),))
     return directory
 
 

@@ -5,19 +5,25 @@ All against a real HTTP server on 127.0.0.1 (Range support, fault switches) and 
 
 from __future__ import annotations
 
+import io
 import json
 import threading
 import time
 from datetime import timedelta
 from pathlib import Path
 
+import numpy as np
 import onnx
 import paho.mqtt.client as paho
 import pytest
+import soundfile
 from onnx import TensorProto, helper
 
+from device.bench.speech import concat, silence, synthesize
 from device.errors import OtaError
 from device.settings import MqttSettings
+from models.manifest import Golden
+from models.vad import builtin_model_path
 from ota.agent import STATUS_NAME, Agent
 from ota.atomic import FileSystem
 from ota.notify import OtaMqtt, notify_topic, status_topic
@@ -48,11 +54,18 @@ def active_version(agent: Agent) -> str:
 
 def test_update_trial_and_confirm_with_real_health_check(device: Device) -> None:
     agent, _served, vendor = device
-    vendor.publish("1.1.0", extra={"model.onnx": tiny_onnx(2.0)})
+    # A real VAD model with its golden speech and silence: the child process runs it on both.
+    speech = io.BytesIO()
+    soundfile.write(speech, concat(silence(0.3), synthesize("turn on the kitchen light"), silence(0.3)), 16000, format="WAV")
+    room = io.BytesIO()
+    soundfile.write(room, np.zeros(16000), 16000, format="WAV")
+    vendor.publish("1.1.0", extra={"silero_vad.onnx": builtin_model_path().read_bytes(), "speech.wav": speech.getvalue(),
+                                   "room.wav": room.getvalue()},
+                   golden=(Golden("speech.wav", "speech"), Golden("room.wav", "silence")))
     assert [d.action for d in agent.check()] == ["update"]
     results = agent.apply()
     assert states(results) == ["pending"]
-    assert "1 models loaded" in str(results[0]["message"])  # the child process really loaded the ONNX model
+    assert "2 golden clip(s) as expected" in str(results[0]["message"])
     seen = [s["state"] for s in agent.statuses]  # type: ignore[attr-defined]
     assert seen[0] == "downloading" and "installing" in seen and seen[-1] == "pending"
     assert active_version(agent) == "1.1.0"

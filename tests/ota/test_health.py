@@ -12,8 +12,11 @@ import soundfile
 
 from device.bench.speech import concat, silence, synthesize
 from device.errors import OtaError
+from device.voice.prompts import ensure_prompt_bundle
+from hal.opus import write_ogg_opus
 from models.asr.factory import ensure_asr_bundle
 from models.manifest import Golden, write_manifest
+from models.vad import builtin_model_path
 from models.wake import micro_models_dir
 from ota.bundle import pack
 from ota.health import run_health_check
@@ -87,3 +90,63 @@ def test_versions_compare_numerically_and_ignore_build_metadata() -> None:
     assert parse_version("1.0.0+9471d942") == (1, 0, 0)
     with pytest.raises(OtaError):
         parse_version("1.0-beta")
+
+
+def test_prompt_bundle_must_decode_every_prompt(tmp_path: Path) -> None:
+    good = tmp_path / "good"
+    shutil.copytree(ensure_prompt_bundle(), good)
+    assert "prompts decode" in run_health_check("prompts", good, timeout_s=60)
+
+    # A prompt that is valid Ogg Opus but silent, re-signed into the manifest: refused by name.
+    silent = tmp_path / "silent"
+    shutil.copytree(good, silent)
+    write_ogg_opus(silent / "confirm.opus", np.zeros(16000, dtype=np.float32))
+    manifest = json.loads((silent / "manifest.json").read_text())
+    write_manifest(silent, name=manifest["name"], kind="prompts", version="2", metadata=manifest["metadata"])
+    with pytest.raises(OtaError) as err:
+        run_health_check("prompts", silent, timeout_s=60)
+    assert "confirm.opus" in err.value.message
+
+    # Garbage in place of a prompt, manifest updated to match: the decoder's error names it.
+    broken = tmp_path / "broken"
+    shutil.copytree(good, broken)
+    (broken / "offline.opus").write_bytes(b"OggS" + bytes(200))
+    write_manifest(broken, name=manifest["name"], kind="prompts", version="2", metadata=manifest["metadata"])
+    with pytest.raises(OtaError) as err:
+        run_health_check("prompts", broken, timeout_s=60)
+    assert "offline.opus" in err.value.message
+
+    # A bundle without one of the prompts the device says.
+    (broken / "offline.opus").unlink()
+    write_manifest(broken, name=manifest["name"], kind="prompts", version="2", metadata=manifest["metadata"])
+    with pytest.raises(OtaError, match="lacks offline"):
+        run_health_check("prompts", broken, timeout_s=60)
+
+
+def _vad_bundle(base: Path, model: Path, speech: np.ndarray) -> Path:
+    bundle = base / "vad"
+    bundle.mkdir()
+    shutil.copy(model, bundle / "silero_vad.onnx")
+    soundfile.write(str(bundle / "speech.wav"), speech, 16000)
+    soundfile.write(str(bundle / "room.wav"), np.random.default_rng(1).normal(0, 0.002, 32000), 16000)
+    write_manifest(bundle, name="silero", kind="vad", version="6.2.3",
+                   golden=(Golden("speech.wav", "speech"), Golden("room.wav", "silence")))
+    return bundle
+
+
+def test_vad_bundle_must_hear_its_speech_and_not_its_silence(tmp_path: Path) -> None:
+    speech = concat(silence(0.3), synthesize("turn on the kitchen light"), silence(0.3))
+    good = _vad_bundle(tmp_path, builtin_model_path(), speech)
+    assert "2 golden clip(s) as expected" in run_health_check("vad", good, timeout_s=60)
+
+    # The same model, but its "speech" clip is silence: the model can't prove itself → refused.
+    soundfile.write(str(good / "speech.wav"), np.zeros(16000), 16000)
+    write_manifest(good, name="silero", kind="vad", version="6.2.4",
+                   golden=(Golden("speech.wav", "speech"), Golden("room.wav", "silence")))
+    with pytest.raises(OtaError, match="speech.wav: expected speech, heard silence"):
+        run_health_check("vad", good, timeout_s=60)
+
+    # A model bundle without the two golden cases can't prove anything.
+    write_manifest(good, name="silero", kind="vad", version="6.2.5", golden=(Golden("speech.wav", "hello"),))
+    with pytest.raises(OtaError, match="'speech' and 'silence'"):
+        run_health_check("vad", good, timeout_s=60)
