@@ -8,6 +8,7 @@ import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Literal
 
 from device.errors import VoxError
 from device.settings import Settings
@@ -24,34 +25,29 @@ class Check:
     fix: str = ""
 
 
+def _open_check(direction: Literal["capture", "playback"], device: str) -> tuple[int | None, str | None]:
+    """Open `device` the way the service does (non-blocking, so a busy device can't hang us):
+    (the rate it granted, None) or (None, why not)."""
+    from hal.alsa import open_pcm
+
+    try:
+        pcm = open_pcm(direction, device, 160, 4, nonblock=True)
+    except VoxError as err:
+        return None, err.message
+    try:
+        return int(pcm.info().get("rate", 16000)), None
+    finally:
+        pcm.close()
+
+
 def check_audio(settings: Settings) -> Check:
     mic = settings.audio.mic
     if mic.backend != "alsa":
         return Check("audio", "skip", f"mic backend is {mic.backend!r}")
-    from hal.alsa import route_alsa_errors
-
-    route_alsa_errors()
-    try:
-        import alsaaudio
-
-        pcm = alsaaudio.PCM(
-            alsaaudio.PCM_CAPTURE,
-            alsaaudio.PCM_NONBLOCK,
-            device=mic.device,
-            channels=1,
-            rate=16000,
-            format=alsaaudio.PCM_FORMAT_S16_LE,
-            periodsize=160,
-        )
-        rate = int(pcm.info().get("rate", 16000))  # what the device really granted
-        pcm.close()
-    except Exception as err:  # alsaaudio raises its own error type and OSError
-        return Check(
-            "audio",
-            "fail",
-            f"cannot open {mic.device!r} at 16 kHz: {err}",
-            "check `arecord -L`, set [audio.mic] device, and that the user is in group audio",
-        )
+    rate, failed = _open_check("capture", mic.device)
+    if failed is not None:
+        return Check("audio", "fail", f"{failed} (16 kHz mono)",
+                     "check `arecord -L`, set [audio.mic] device, and that the user is in group audio")
     if rate != 16000:
         return Check("audio", "warn", f"{mic.device!r} runs at {rate} Hz", "use a plughw: device")
     return Check("audio", "ok", f"{mic.device!r} opens at 16 kHz mono")
@@ -61,26 +57,10 @@ def check_speaker(settings: Settings) -> Check:
     spk = settings.audio.speaker
     if spk.backend != "alsa":
         return Check("speaker", "skip", f"speaker backend is {spk.backend!r}")
-    try:
-        import alsaaudio
-
-        pcm = alsaaudio.PCM(
-            alsaaudio.PCM_PLAYBACK,
-            alsaaudio.PCM_NONBLOCK,
-            device=spk.device,
-            channels=1,
-            rate=16000,
-            format=alsaaudio.PCM_FORMAT_S16_LE,
-            periodsize=160,
-        )
-        pcm.close()
-    except Exception as err:  # alsaaudio raises its own error type and OSError
-        return Check(
-            "speaker",
-            "fail",
-            f"cannot open {spk.device!r} for playback: {err}",
-            "check `aplay -L`, set [audio.speaker] device, and that the user is in group audio",
-        )
+    _rate, failed = _open_check("playback", spk.device)
+    if failed is not None:
+        return Check("speaker", "fail", failed,
+                     "check `aplay -L`, set [audio.speaker] device, and that the user is in group audio")
     return Check("speaker", "ok", f"{spk.device!r} opens for playback")
 
 

@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Literal
 
 import alsaaudio
 
@@ -62,12 +63,14 @@ def route_alsa_errors() -> object | None:
     return callback
 
 
-def open_capture(device: str, period_frames: int, periods: int) -> alsaaudio.PCM:
+def open_pcm(direction: Literal["capture", "playback"], device: str, period_frames: int, periods: int,
+             *, nonblock: bool = False) -> alsaaudio.PCM:
+    """A 16 kHz mono s16le PCM (plughw/default convert for us); AudioError naming the device."""
     route_alsa_errors()
     try:
         return alsaaudio.PCM(
-            type=alsaaudio.PCM_CAPTURE,
-            mode=alsaaudio.PCM_NORMAL,
+            type=alsaaudio.PCM_CAPTURE if direction == "capture" else alsaaudio.PCM_PLAYBACK,
+            mode=alsaaudio.PCM_NONBLOCK if nonblock else alsaaudio.PCM_NORMAL,
             device=device,
             channels=1,
             rate=SAMPLE_RATE,
@@ -76,7 +79,11 @@ def open_capture(device: str, period_frames: int, periods: int) -> alsaaudio.PCM
             periods=periods,
         )
     except alsaaudio.ALSAAudioError as err:
-        raise AudioError("audio-device", f"can't open ALSA capture device '{device}': {err}") from None
+        raise AudioError("audio-device", f"can't open ALSA {direction} device '{device}': {err}") from None
+
+
+def open_capture(device: str, period_frames: int, periods: int) -> alsaaudio.PCM:
+    return open_pcm("capture", device, period_frames, periods)
 
 
 class AlsaSource:
@@ -154,20 +161,7 @@ class AlsaSink:
     """Plays 16 kHz mono s16le through an ALSA playback PCM."""
 
     def __init__(self, device: str = "default", period_frames: int = 320, periods: int = 4) -> None:
-        route_alsa_errors()
-        try:
-            self._pcm = alsaaudio.PCM(
-                type=alsaaudio.PCM_PLAYBACK,
-                mode=alsaaudio.PCM_NORMAL,
-                device=device,
-                channels=1,
-                rate=SAMPLE_RATE,
-                format=alsaaudio.PCM_FORMAT_S16_LE,
-                periodsize=period_frames,
-                periods=periods,
-            )
-        except alsaaudio.ALSAAudioError as err:
-            raise AudioError("audio-device", f"can't open ALSA playback device '{device}': {err}") from None
+        self._pcm = open_pcm("playback", device, period_frames, periods)
 
     def write(self, audio: bytes) -> None:
         try:
