@@ -250,9 +250,9 @@ async def run(
                 Path(prometheus) if prometheus else None,
             ),
             models=model_versions(loaded),
+            muted=settings.voice.muted,
             clock=time.monotonic,
         )
-        telemetry.telemetry.muted = settings.voice.muted
 
         def report_mute(state: MuteState) -> None:
             for home_session in homes:  # Home Assistant's mute switch follows this topic

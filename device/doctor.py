@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import os
 import shutil
 import threading
 from collections.abc import Callable, Iterable
@@ -87,7 +88,7 @@ def check_frontend(settings: Settings) -> Check:
     try:
         detector = WakeWordDetector.from_settings(settings.wake)
         try:
-            SileroVad.from_builtin()
+            SileroVad.from_builtin().close()
         finally:
             detector.close()
     except VoxError as err:
@@ -193,8 +194,6 @@ def check_cloud(settings: Settings, timeout_s: float = 5.0) -> Check:
 
 def check_leds(settings: Settings) -> Check:
     """The configured status LED exists and this user may drive it."""
-    import os
-
     from hal.leds import open_leds
 
     cfg = settings.leds

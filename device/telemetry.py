@@ -229,11 +229,15 @@ class StatusReporter:
     def maybe_publish(self, snap: Snapshot, now_s: float) -> bool:
         if not self.due(snap, now_s):
             return False
+        self.send(snap, now_s)
+        return True
+
+    def send(self, snap: Snapshot, now_s: float) -> None:
+        """Publish now, whether due or not."""
         self.publish(self.topic, render_status(snap, self.device_id), True)
         if self.prometheus_file is not None:
             write_prometheus(self.prometheus_file, render_prometheus(snap, self.device_id))
         self._last_at, self._last_key = now_s, snap.change_key()
-        return True
 
 
 class TelemetryOutput:
@@ -248,20 +252,18 @@ class TelemetryOutput:
         reporter: StatusReporter,
         *,
         models: Mapping[str, str] | None = None,
+        muted: bool = False,
         clock: Callable[[], float],
         usage: Callable[[], tuple[float, int]] = process_usage,
     ) -> None:
-        self.telemetry = Telemetry(models=dict(models or {}))
+        self.telemetry = Telemetry(models=dict(models or {}), muted=muted)
         self._reporter = reporter
         self._clock = clock
         self._usage = usage
 
     def handle(self, event: object) -> None:
-        now = self._clock()
-        self.telemetry.observe(event, now)
-        # Read the process's CPU and memory only when a publication is due, not per event.
-        if self._reporter.due(self.telemetry.snapshot(), now):
-            self._reporter.maybe_publish(self.telemetry.snapshot(*self._usage()), now)
+        self.telemetry.observe(event, self._clock())
+        self.tick()
 
     def set_muted(self, muted: bool) -> None:
         """The microphone was muted or unmuted: published at once (a change)."""
@@ -269,7 +271,9 @@ class TelemetryOutput:
         self.tick()
 
     def tick(self) -> bool:
+        """Publish if due. CPU and memory are read only then, not for every event."""
         now = self._clock()
         if not self._reporter.due(self.telemetry.snapshot(), now):
             return False
-        return self._reporter.maybe_publish(self.telemetry.snapshot(*self._usage()), now)
+        self._reporter.send(self.telemetry.snapshot(*self._usage()), now)
+        return True
