@@ -17,6 +17,10 @@ class AudioSink(Protocol):
         """Queue 16 kHz mono s16le audio for playback; never blocks on the device."""
         ...
 
+    def flush(self) -> None:
+        """The stream's last audio is queued: play it out, padding a part-filled block with silence."""
+        ...
+
     def stop(self) -> int:
         """Stop at once (short fade), drop everything queued; return the ms played of the stream."""
         ...

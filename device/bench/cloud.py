@@ -46,6 +46,9 @@ class _TimingSink:
         if self.queued_ms >= 300:
             self.playing.set()
 
+    def flush(self) -> None:
+        pass
+
     def stop(self) -> int:
         self.stopped_at = time.perf_counter()
         played, self.queued_ms = int(self.queued_ms), 0.0

@@ -86,6 +86,17 @@ class ReplyPlayer:
             self._pending, self._pending_ms = [], 0.0
             self._to_sink(samples)
 
+    def end(self) -> None:
+        """The reply is complete: everything held goes to the sink, and the sink plays its tail."""
+        self.flush()
+        if self.started:
+            self.sink.flush()
+
+    @property
+    def unplayed_ms(self) -> int:
+        """Reply handed to the sink that the listener hasn't heard yet."""
+        return max(0, int(self.queued_ms) - self.played_ms) if self.started else 0
+
     def discard(self) -> None:
         """Forget audio not yet handed to the sink (a failed turn)."""
         self._pending, self._pending_ms = [], 0.0

@@ -2,8 +2,9 @@
 
 `RealtimeClient.turn(utterance)` sends one utterance (16 kHz pcm16, pre-roll included), plays the
 spoken reply into the `AudioSink` as it arrives, runs the model's tool calls through the
-`ToolExecutor`, and always returns a `CloudOutcome`: faults become a prompt id the service speaks
-locally ("cloud_unreachable"), never an exception. `interrupt()` is barge-in: the speaker stops
+`ToolExecutor`, and returns once the reply has been heard (not merely received) with a
+`CloudOutcome`: faults become a prompt id the service speaks locally ("cloud_unreachable"), never
+an exception. `interrupt()` is barge-in: the speaker stops
 before anything else happens, then the reply is cancelled and truncated to what was heard.
 Wire shapes live in `protocol.py`; wall time only through the injected `clock`/`sleep`.
 """
@@ -42,6 +43,8 @@ Status = Literal["ok", "interrupted", "empty", "failed"]
 APPEND_MS = 100
 ROTATE_MARGIN_S = 300.0
 HISTORY_ITEMS = 8
+PLAYOUT_POLL_S = 0.05
+PLAYOUT_STALL_S = 1.0
 RATE_CODES = {"inference_rate_limit_exceeded", "rate_limit_exceeded", "insufficient_quota"}
 
 
@@ -104,6 +107,8 @@ class RealtimeClient:
         self._idle.set()
         self._reply = ReplyPlayer(sink, clock, settings.jitter_ms)
         self._interrupted = False
+        self._heard_ms = 0
+        """Reply heard before this turn's barge-ins replaced the reply player."""
         self._results: dict[str, ToolResult] = {}
         self._known: set[str] = set()
         """Response ids seen in this session; a turn ignores those that began before it."""
@@ -338,6 +343,7 @@ class RealtimeClient:
         self._last_activity = self.clock()
         self._interrupted = False
         self._reply = ReplyPlayer(self.sink, self.clock, self.settings.jitter_ms)
+        self._heard_ms = 0
         self._stale = set(self._known)
         while not self._events.empty():  # stale events of an earlier, finished turn
             event = self._events.get_nowait()
@@ -422,10 +428,44 @@ class RealtimeClient:
                         await self._wait_idle()
                         await self._send(p.ResponseCreate(text_only=text_only))
                         continue
-                    return self._outcome("ok", reply_text, user_text, results)
+                    self._reply.end()
+                    ended = await self._play_out()
+                    if ended == "speech":
+                        continue  # server VAD: the user talked over the tail; their request is answered next
+                    return self._outcome("ok" if ended == "played" else "interrupted", reply_text, user_text, results)
+
+    async def _play_out(self) -> Literal["played", "interrupted", "speech"]:
+        """Hold the turn open while the reply's tail plays.
+
+        The reply arrives faster than it is spoken, so `response.done` comes seconds before the
+        device falls silent. Until then a wake word must still barge in (and truncate the item on
+        the server), the outcome must say what was actually heard, and the follow-up window must not
+        start ticking. A speaker that stops advancing ends the wait rather than the turn.
+        """
+        loop = asyncio.get_running_loop()
+        heard, progress_at = -1, loop.time()
+        while (left := self._reply.unplayed_ms) > 0 and not self._interrupted:
+            if self._reply.played_ms != heard:
+                heard, progress_at = self._reply.played_ms, loop.time()
+            elif loop.time() - progress_at > PLAYOUT_STALL_S:
+                log.warning("the speaker stalled %d ms before the end of the cloud reply", left)
+                break
+            try:
+                event = await asyncio.wait_for(self._events.get(), min(left / 1000, PLAYOUT_POLL_S))
+            except TimeoutError:
+                continue
+            match event:
+                case _Interrupt():
+                    return "interrupted"
+                case _Closed():
+                    self._ws = None  # the reply arrived whole; only the next turn needs a new socket
+                case p.SpeechStarted():
+                    await self._barge_in(server_cancels=True)
+                    return "speech"
+        return "interrupted" if self._interrupted else "played"
 
     def _outcome(self, status: Status, text: list[str], user: str, results: list[ToolResult]) -> CloudOutcome:
-        played = self._reply.played_ms
+        played = self._heard_ms + self._reply.played_ms
         if status == "ok":
             if user:
                 self._history.append(("user", user))
@@ -469,6 +509,7 @@ class RealtimeClient:
     async def _barge_in(self, *, server_cancels: bool, reason: str = "speech") -> int:
         heard = self._reply.stop()  # silence first, before any await: latency beats protocol order
         self._reply = ReplyPlayer(self.sink, self.clock, self.settings.jitter_ms)
+        self._heard_ms += heard.played_ms
         # Late deltas of what was playing are dropped by response id (they race the cancel).
         self._dropped.update(heard.response_ids)
         if self._active is not None:

@@ -41,6 +41,9 @@ class PlaybackSink:
         if self.on_play is not None:
             self.on_play(self)
 
+    def flush(self) -> None:
+        pass
+
     def stop(self) -> int:
         played = self.played_ms
         self.stops.append(played)

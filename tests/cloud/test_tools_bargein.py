@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable
+import threading
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import numpy as np
 
 from device.cloud.fake_server import FakeRealtimeServer, Reply
-from device.events import ToolCall, ToolResult
+from device.events import AudioChunk, ToolCall, ToolResult
+from hal.player import NullOutput, Player
 from tests.cloud.conftest import HomeTools, PlaybackSink, make_client, speech
 
 T = TypeVar("T")
@@ -179,3 +181,64 @@ def test_a_call_id_runs_once_even_if_delivered_twice() -> None:
     server = run(go())
     assert len(tools.executed) == 1
     assert [o["state"] for o in outputs(server)] == ["on", "on"]
+
+
+def _speaker(reference: Callable[[AudioChunk], None] | None = None) -> Player:
+    """The real player on an output paced like a sound card (nothing is written anywhere)."""
+    return Player(NullOutput(realtime=True), reference=reference)
+
+
+def test_turn_ends_when_the_reply_has_been_heard_not_when_it_arrived() -> None:
+    player = _speaker()
+
+    async def go() -> tuple[Any, int, FakeRealtimeServer]:
+        async with FakeRealtimeServer(replies=[Reply(audio_ms=700)]) as server:
+            client = make_client(server.url, player)  # type: ignore[arg-type]
+            outcome = await client.turn(speech(300))
+            still_queued = player.played_ms
+            await client.close()
+        return outcome, still_queued, server
+
+    try:
+        outcome, played_at_return, server = run(go())
+    finally:
+        player.close()
+    # The server delivered 700 ms at once; the turn (and the follow-up window after it) waits for
+    # the speaker to say it all, and the outcome reports what was heard, tail included.
+    assert outcome.status == "ok" and outcome.played_ms >= 690
+    assert played_at_return >= 690
+    assert "conversation.item.truncate" not in [e["type"] for e in server.received]
+
+
+def test_wake_word_over_the_reply_tail_interrupts_and_truncates_to_what_was_heard() -> None:
+    spoken_300ms = threading.Event()
+    written: list[int] = []
+
+    def tap(chunk: AudioChunk) -> None:  # the echo canceller's reference: what left the speaker
+        written.append(chunk.duration_ms)
+        if sum(written) >= 300:
+            spoken_300ms.set()
+
+    player = _speaker(tap)
+
+    async def go() -> tuple[Any, int, FakeRealtimeServer]:
+        async with FakeRealtimeServer(replies=[Reply(audio_ms=3000)]) as server:
+            client = make_client(server.url, player)  # type: ignore[arg-type]
+            task = asyncio.create_task(client.turn(speech(300)))
+            # The whole reply arrives at once; wait until the speaker is 300 ms into it.
+            assert await asyncio.to_thread(spoken_300ms.wait, 5.0)
+            assert not task.done()
+            heard = await client.interrupt("wake")
+            outcome = await task
+            await client.close()
+        return outcome, heard, server
+
+    try:
+        outcome, heard, server = run(go())
+    finally:
+        player.close()
+    assert outcome.status == "interrupted" and 300 <= heard < 1000
+    assert outcome.played_ms == heard and outcome.followup_s == 0
+    types = [e["type"] for e in server.received]
+    assert "response.cancel" not in types  # the response was already done; only the item is cut
+    assert [e["audio_end_ms"] for e in server.received if e["type"] == "conversation.item.truncate"] == [heard]
