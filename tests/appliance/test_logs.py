@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import logging
-import socket
 import struct
 import subprocess
 import sys
 from pathlib import Path
 
 from device.logs import JournalHandler, encode_fields, stderr_is_journal
+from tests.appliance.conftest import BindDatagram
 
 
 def parse_datagram(data: bytes) -> dict[str, str]:
@@ -29,11 +29,8 @@ def parse_datagram(data: bytes) -> dict[str, str]:
     return fields
 
 
-def test_records_arrive_as_journal_fields(tmp_path: Path) -> None:
-    path = str(tmp_path / "journal")
-    journal = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    journal.bind(path)
-    journal.settimeout(5)
+def test_records_arrive_as_journal_fields(unix_datagram: BindDatagram) -> None:
+    journal, path = unix_datagram("journal", 5.0)
     handler = JournalHandler("voxhome", address=path)
     handler.setFormatter(logging.Formatter("%(message)s"))
     logger = logging.getLogger("device.test_logs")
@@ -57,7 +54,6 @@ def test_records_arrive_as_journal_fields(tmp_path: Path) -> None:
     finally:
         logger.removeHandler(handler)
         handler.close()
-        journal.close()
 
 
 def test_a_gone_journal_falls_back_to_stderr_with_a_priority_prefix(tmp_path: Path) -> None:

@@ -6,22 +6,17 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from device.notify import Notifier, Watchdog
+from tests.appliance.conftest import BindDatagram
 
 
 @pytest.fixture
-def notify_socket(tmp_path: Path) -> Iterator[tuple[socket.socket, str]]:
-    path = str(tmp_path / "notify")
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    sock.bind(path)
-    sock.settimeout(2.0)
-    yield sock, path
-    sock.close()
+def notify_socket(unix_datagram: BindDatagram) -> tuple[socket.socket, str]:
+    return unix_datagram("notify", 2.0)
 
 
 def _drain(sock: socket.socket, seconds: float) -> list[str]:

@@ -8,7 +8,6 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 from device.events import AudioChunk
 from device.frontend import Frontend
@@ -19,6 +18,7 @@ from device.settings import VadSettings, WakeWordSettings
 from hal.audio import Framer
 from models.vad import SileroVad
 from models.wake import WakeWordDetector, resolve_word
+from tests.appliance.conftest import BindDatagram
 
 
 class StallingSource:
@@ -54,11 +54,8 @@ def _pings(sock: socket.socket, seconds: float) -> int:
     return count
 
 
-def test_service_stall_stops_pings_but_not_the_process(tmp_path: Path) -> None:
-    path = str(tmp_path / "notify")
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    sock.bind(path)
-    sock.settimeout(0.05)
+def test_service_stall_stops_pings_but_not_the_process(unix_datagram: BindDatagram) -> None:
+    sock, path = unix_datagram("notify", 0.05)
     notifier = Notifier({"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "300000"})
     dog = Watchdog(notifier)
     source = StallingSource()
@@ -96,5 +93,4 @@ def test_service_stall_stops_pings_but_not_the_process(tmp_path: Path) -> None:
         runner.join(10)
         dog.stop()
         wake.close()
-        sock.close()
     assert not runner.is_alive() and result["status"] == 0

@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Iterator
 from typing import Any, TypeVar
 
 import numpy as np
+import pytest
 
 from device.cloud.fake_server import FakeRealtimeServer, Reply
 from device.events import AudioChunk, ToolCall, ToolResult
@@ -183,13 +184,31 @@ def test_a_call_id_runs_once_even_if_delivered_twice() -> None:
     assert [o["state"] for o in outputs(server)] == ["on", "on"]
 
 
-def _speaker(reference: Callable[[AudioChunk], None] | None = None) -> Player:
-    """The real player on an output paced like a sound card (nothing is written anywhere)."""
-    return Player(NullOutput(realtime=True), reference=reference)
+class Speaker:
+    """The real player on an output paced like a sound card (nothing is written anywhere), and an
+    event set once `ms` of it have left the speaker (seen through the echo canceller's tap)."""
+
+    def __init__(self, ms: int) -> None:
+        self.spoken = threading.Event()
+        self._written = 0
+        self._ms = ms
+        self.player = Player(NullOutput(realtime=True), reference=self._tap)
+
+    def _tap(self, chunk: AudioChunk) -> None:
+        self._written += chunk.duration_ms
+        if self._written >= self._ms:
+            self.spoken.set()
 
 
-def test_turn_ends_when_the_reply_has_been_heard_not_when_it_arrived() -> None:
-    player = _speaker()
+@pytest.fixture
+def speaker() -> Iterator[Speaker]:
+    spk = Speaker(300)
+    yield spk
+    spk.player.close()
+
+
+def test_turn_ends_when_the_reply_has_been_heard_not_when_it_arrived(speaker: Speaker) -> None:
+    player = speaker.player
 
     async def go() -> tuple[Any, int, FakeRealtimeServer]:
         async with FakeRealtimeServer(replies=[Reply(audio_ms=700)]) as server:
@@ -199,10 +218,7 @@ def test_turn_ends_when_the_reply_has_been_heard_not_when_it_arrived() -> None:
             await client.close()
         return outcome, still_queued, server
 
-    try:
-        outcome, played_at_return, server = run(go())
-    finally:
-        player.close()
+    outcome, played_at_return, server = run(go())
     # The server delivered 700 ms at once; the turn (and the follow-up window after it) waits for
     # the speaker to say it all, and the outcome reports what was heard, tail included.
     assert outcome.status == "ok" and outcome.played_ms >= 690
@@ -210,33 +226,22 @@ def test_turn_ends_when_the_reply_has_been_heard_not_when_it_arrived() -> None:
     assert "conversation.item.truncate" not in [e["type"] for e in server.received]
 
 
-def test_wake_word_over_the_reply_tail_interrupts_and_truncates_to_what_was_heard() -> None:
-    spoken_300ms = threading.Event()
-    written: list[int] = []
-
-    def tap(chunk: AudioChunk) -> None:  # the echo canceller's reference: what left the speaker
-        written.append(chunk.duration_ms)
-        if sum(written) >= 300:
-            spoken_300ms.set()
-
-    player = _speaker(tap)
+def test_wake_word_over_the_reply_tail_interrupts_and_truncates_to_what_was_heard(speaker: Speaker) -> None:
+    player = speaker.player
 
     async def go() -> tuple[Any, int, FakeRealtimeServer]:
         async with FakeRealtimeServer(replies=[Reply(audio_ms=3000)]) as server:
             client = make_client(server.url, player)  # type: ignore[arg-type]
             task = asyncio.create_task(client.turn(speech(300)))
             # The whole reply arrives at once; wait until the speaker is 300 ms into it.
-            assert await asyncio.to_thread(spoken_300ms.wait, 5.0)
+            assert await asyncio.to_thread(speaker.spoken.wait, 5.0)
             assert not task.done()
             heard = await client.interrupt("wake")
             outcome = await task
             await client.close()
         return outcome, heard, server
 
-    try:
-        outcome, heard, server = run(go())
-    finally:
-        player.close()
+    outcome, heard, server = run(go())
     assert outcome.status == "interrupted" and 300 <= heard < 1000
     assert outcome.played_ms == heard and outcome.followup_s == 0
     types = [e["type"] for e in server.received]
