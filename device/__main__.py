@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 
 from device.errors import VoxError
-from device.logs import setup_logging
+from device.system.logs import setup_logging
 
 # One module per top-level command; each exposes register(subparsers).
 COMMANDS: tuple[str, ...] = (

@@ -21,17 +21,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from device.assistant import Assistant, Recognizer, listen_via
+from device.cloud.confirmation import SpokenConfirmation
 from device.cloud.decision import RouteDecider
 from device.cloud.realtime import RealtimeClient
-from device.confirmation import SpokenConfirmation
 from device.errors import AudioError, HardwareError, OtaError, ToolError
 from device.events import ToolCall, ToolResult
-from device.frontend import Frontend
-from device.notify import Notifier, Watchdog
-from device.pipeline import Pipeline
+from device.listening.frontend import Frontend
+from device.listening.pipeline import Pipeline
 from device.service import Service, open_source
 from device.settings import Settings
-from device.telemetry import StatusReporter, TelemetryOutput
+from device.system.notify import Notifier, Watchdog
+from device.system.telemetry import StatusReporter, TelemetryOutput
 from device.tools.api import ToolSpec
 from device.tools.session import HomeSession
 from device.voice.aec import EchoCancelledSource, EchoCanceller, ReferenceBuffer

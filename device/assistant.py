@@ -23,8 +23,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from device.cloud.confirmation import SpokenConfirmation
 from device.cloud.decision import LocalKind, RouteDecider
-from device.confirmation import SpokenConfirmation
 from device.errors import VoxError
 from device.events import (
     CloudReply,

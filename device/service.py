@@ -16,8 +16,8 @@ from collections.abc import Awaitable, Callable, Sequence
 
 from device.errors import ConfigError, VoxError
 from device.events import AudioChunk, Error
-from device.frontend import Frontend
-from device.pipeline import Event
+from device.listening.frontend import Frontend
+from device.listening.pipeline import Event
 from device.settings import MicSettings
 from hal.source import AudioSource, FileSource, NullSource
 

@@ -39,7 +39,7 @@ if [[ ! -f $stamp || "$(cat $stamp)" != "$want" ]]; then
   .venv/bin/python -m pip install -q --upgrade pip
   .venv/bin/python -m pip install -q -e ".[${EXTRAS}]"
   # silero-vad's wheel declares torch, which we never import: we only need its ONNX file.
-  # (Same pin as device/install.py NO_DEPS; tests/appliance/test_install.py keeps them equal.)
+  # (Same pin as device/system/install.py NO_DEPS; tests/appliance/test_install.py keeps them equal.)
   .venv/bin/python -m pip install -q --no-deps "silero-vad==6.2.3"
   echo "$want" > $stamp
 fi

@@ -108,8 +108,8 @@ def _child(config: str, audio_path: str) -> dict[str, Any]:
 
     elif name == "voxhome":
         from device.events import AudioChunk, Detection
-        from device.frontend import Frontend
-        from device.pipeline import Pipeline
+        from device.listening.frontend import Frontend
+        from device.listening.pipeline import Pipeline
         from device.settings import VadSettings, WakeWordSettings
         from models.vad import SileroVad
         from models.wake import WakeWordDetector, resolve_word

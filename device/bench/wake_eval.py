@@ -23,8 +23,8 @@ import numpy as np
 
 from device.bench.speech import VOICES, Voice, available, concat, mix_at_snr, silence, synthesize
 from device.events import Detection, VoiceStopped
-from device.frontend import Frontend
-from device.pipeline import Pipeline
+from device.listening.frontend import Frontend
+from device.listening.pipeline import Pipeline
 from device.settings import VadSettings, WakeWordSettings
 from hal.audio import float_to_pcm16, frames_from_pcm
 from models.vad import SileroVad

@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 from device.cli.common import add_mqtt_option, settings_from_args
-from device.doctor import run_checks
+from device.system.doctor import run_checks
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from device.install import InstallPlan, install, uninstall
+from device.system.install import InstallPlan, install, uninstall
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -11,8 +11,8 @@ from typing import Any
 
 from device.cli.common import print_json, settings_from_args
 from device.events import AudioStop, SpeechProbability, VoiceStopped
-from device.frontend import Frontend
-from device.pipeline import Event
+from device.listening.frontend import Frontend
+from device.listening.pipeline import Event
 from device.service import Handler, Service, open_source
 
 

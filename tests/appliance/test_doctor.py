@@ -13,7 +13,9 @@ from pathlib import Path
 import pytest
 
 from device.cloud.fake_server import FakeRealtimeServer
-from device.doctor import (
+from device.settings import Secret, Settings, WakeWordSettings, replace_path
+from device.sim.broker import Mosquitto
+from device.system.doctor import (
     check_audio,
     check_broker,
     check_clock,
@@ -23,8 +25,6 @@ from device.doctor import (
     check_models,
     check_speaker,
 )
-from device.settings import Secret, Settings, WakeWordSettings, replace_path
-from device.sim.broker import Mosquitto
 from models.manifest import write_manifest
 
 REPO = Path(__file__).resolve().parents[2]

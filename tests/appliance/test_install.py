@@ -9,8 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from device.install import NO_DEPS, VENV_EXTRAS
 from device.settings import load_settings
+from device.system.install import NO_DEPS, VENV_EXTRAS
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from device.logs import JournalHandler, encode_fields, stderr_is_journal
+from device.system.logs import JournalHandler, encode_fields, stderr_is_journal
 from tests.appliance.conftest import BindDatagram
 
 
@@ -59,7 +59,7 @@ def test_records_arrive_as_journal_fields(unix_datagram: BindDatagram) -> None:
 def test_a_gone_journal_falls_back_to_stderr_with_a_priority_prefix(tmp_path: Path) -> None:
     code = (
         "import logging\n"
-        "from device.logs import JournalHandler\n"
+        "from device.system.logs import JournalHandler\n"
         f"h = JournalHandler(address={str(tmp_path / 'absent')!r})\n"
         "logging.getLogger().addHandler(h)\n"
         "logging.getLogger('x').error('still here')\n"

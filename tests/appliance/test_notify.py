@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from device.notify import Notifier, Watchdog
+from device.system.notify import Notifier, Watchdog
 from tests.appliance.conftest import BindDatagram
 
 

@@ -12,7 +12,7 @@ import pytest
 
 from device.events import CloudReply, Detection, Error, Routed, Spoke, Transcript, VoiceStopped
 from device.sim.broker import Mosquitto
-from device.telemetry import (
+from device.system.telemetry import (
     StatusReporter,
     Telemetry,
     TelemetryOutput,

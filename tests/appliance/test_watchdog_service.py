@@ -10,11 +10,11 @@ import time
 from collections.abc import Iterator
 
 from device.events import AudioChunk
-from device.frontend import Frontend
-from device.notify import Notifier, Watchdog
-from device.pipeline import Pipeline
+from device.listening.frontend import Frontend
+from device.listening.pipeline import Pipeline
 from device.service import Service
 from device.settings import VadSettings, WakeWordSettings
+from device.system.notify import Notifier, Watchdog
 from hal.audio import Framer
 from models.vad import SileroVad
 from models.wake import WakeWordDetector, resolve_word

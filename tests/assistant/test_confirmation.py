@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from device.assistant import Assistant
+from device.cloud.confirmation import SpokenConfirmation
 from device.cloud.decision import RouteDecider
-from device.confirmation import SpokenConfirmation
 from device.events import Say, ToolCall, ToolResult, VoiceStopped
 from device.tools.api import ToolSpec
 from tests.assistant.test_assistant import Outcome, ScriptedRecognizer

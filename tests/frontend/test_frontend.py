@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from device.events import AudioStop, Detection, Error, ListenTimeout, VoiceStarted, VoiceStopped
-from device.frontend import Frontend
-from device.pipeline import Pipeline
+from device.listening.frontend import Frontend
+from device.listening.pipeline import Pipeline
 from device.service import Service, open_source
 from device.settings import MicSettings, Settings, VadSettings
 from hal.audio import float_to_pcm16, frames_from_pcm

@@ -11,7 +11,7 @@ from device.events import (
     VoiceStarted,
     VoiceStopped,
 )
-from device.pipeline import Pipeline, State
+from device.listening.pipeline import Pipeline, State
 from device.settings import VadSettings
 
 SETTINGS = VadSettings(preroll_ms=300, speech_start_ms=64, end_silence_ms=320, max_command_ms=2000, start_timeout_ms=1000)

@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 
 from device.appliance import open_indicator
-from device.doctor import check_leds
 from device.errors import HardwareError
 from device.events import (
     CloudReply,
@@ -23,6 +22,7 @@ from device.events import (
     VoiceStopped,
 )
 from device.settings import LedSettings, Settings, replace_path
+from device.system.doctor import check_leds
 from device.voice.indicator import LedIndicator
 from device.voice.mute import MuteSwitch
 from hal.leds import LedPattern, NullLeds, SysfsLed, open_leds

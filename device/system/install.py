@@ -17,7 +17,7 @@ from pathlib import Path
 from device.errors import VoxError
 
 _LOG = logging.getLogger(__name__)
-SOURCE = Path(__file__).resolve().parents[1]
+SOURCE = Path(__file__).resolve().parents[2]
 UNITS = ("voxhome.service", "voxhome-ota.service", "voxhome-ota.timer")
 CREDENTIALS = ("mqtt-password", "cloud-api-key")  # the LoadCredential= names in voxhome.service
 APT_PACKAGES = (

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 
 from device.events import AudioChunk, AudioStop, SpeechProbability
-from device.pipeline import Event, Pipeline
+from device.listening.pipeline import Event, Pipeline
 from device.settings import Settings
 from models.base import Vad, WakeModel
 from models.vad import SileroVad

@@ -26,7 +26,7 @@ from device.events import (
     VoiceStarted,
     VoiceStopped,
 )
-from device.segmenter import Ended, Segmenter, Started, TimedOut
+from device.listening.segmenter import Ended, Segmenter, Started, TimedOut
 from device.settings import VadSettings
 
 _LOGGER = logging.getLogger(__name__)
