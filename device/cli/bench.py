@@ -14,6 +14,7 @@ BENCHES = {
     "cloud": "device.bench.cloud",
     "aec": "device.bench.aec",
     "tts": "device.bench.tts",
+    "latency": "device.bench.latency",
 }
 
 

@@ -1,0 +1,267 @@
+"""`voxhome bench latency`: from the true end of speech to the MQTT publish and to the first
+sample of the confirmation, on the real path, paced like a live microphone.
+
+Each endpointer runs the whole appliance (`voxhome run --realtime --audio` in-process: front end,
+VAD, Whisper, understanding, MQTT tools) against a private mosquitto and the virtual demo home.
+The user's audio is synthesized, so where each command's speech really ends is known to the
+sample. Wall times all come from one monotonic clock in this process:
+
+- the audio clock: the front end stamps its events with audio time; `wall - audio_time` over
+  those events is smallest for the least-delayed one, which pins audio time 0 to within the
+  front end's per-chunk processing (≈ 1 ms) — the latencies are at most that much too short;
+- the publish: an MQTT subscriber on the same broker records when each command arrives;
+- the confirmation: the speaker is a paced output that records when its first audible block
+  after the end of speech is written.
+
+The peers are the same path with a plain silence endpointer of 500 ms and of 700 ms (what
+Home Assistant's satellites and most open-source speakers use), measured in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import paho.mqtt.client as mqtt
+import soundfile
+
+from device.appliance import RunOptions
+from device.appliance import run as run_appliance
+from device.bench.speech import VOICES, Voice, concat, silence, synthesize
+from device.events import Detection, VoiceStarted, VoiceStopped
+from device.settings import Settings, replace_path
+from device.sim.broker import Mosquitto
+from hal.player import NullOutput
+
+WAKE = "okay nabu"
+TAIL_S = 2.5
+"""Quiet after each command: long enough for the slowest endpointer and the spoken answer."""
+
+
+@dataclass(frozen=True, slots=True)
+class Case:
+    text: str
+    topic: str
+    payload: str
+    """A substring the command's payload must hold (e.g. '"state": "ON"' or 'OFF')."""
+
+
+CASES: tuple[Case, ...] = (
+    Case("turn on the kitchen light", "zigbee2mqtt/kitchen_light/set", "ON"),
+    Case("switch off the bedroom light", "zigbee2mqtt/bedroom_light/set", "OFF"),
+    Case("turn on the bedside lamp", "cmnd/bedside/POWER", "ON"),
+    Case("turn off the coffee maker", "cmnd/coffee/POWER", "OFF"),
+    Case("set the kitchen light to 40 percent", "zigbee2mqtt/kitchen_light/set", "brightness"),
+    Case("close the living room blinds", "zigbee2mqtt/blinds/set", "CLOSE"),
+    Case("set the thermostat to 19 degrees", "home/thermostat/target/set", "19"),
+    Case("turn on the bedroom fan", "home/bedroom_fan/set", "ON"),
+    Case("activate movie night", "home/scenes/movie_night/set", "ON"),
+    Case("turn off the living room lamp", "esphome/livingroom_lamp/set", "OFF"),
+)
+ENDPOINTERS: dict[str, int | None] = {"ours": None, "silence-500ms": 500, "silence-700ms": 700}
+"""None: the configured endpointer as shipped; a number: a plain silence endpointer of that length."""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--voices", type=int, default=2, help="how many of the tuning voices speak every command")
+    parser.add_argument("--cases", type=int, default=len(CASES), help="how many commands")
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+
+
+def speech_end(audio: np.ndarray) -> float:
+    """Seconds to the end of the last 10 ms frame within 35 dB of the loudest (the synthesizers'
+    own trailing silence is not speech)."""
+    frames = audio[: len(audio) // 160 * 160].reshape(-1, 160)
+    energy = 10 * np.log10(np.mean(frames**2, axis=1) + 1e-12)
+    loud = np.flatnonzero(energy > energy.max() - 35.0)
+    return float((loud[-1] + 1) * 160 / 16000) if loud.size else 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Turn:
+    case: Case
+    voice: str
+    wake_at_s: float
+    end_of_speech_s: float
+
+
+def script(cases: Sequence[Case], voices: Sequence[Voice]) -> tuple[np.ndarray, list[Turn]]:
+    """One file for a run: per turn the wake word, a short pause, the command and quiet."""
+    parts, turns, at = [silence(1.0)], [], 1.0
+    for voice in voices:
+        for case in cases:
+            wake, command = synthesize(WAKE, voice), synthesize(case.text, voice)
+            wake_at = at
+            at += len(wake) / 16000 + 0.25
+            turns.append(Turn(case, voice.label, wake_at, at + speech_end(command)))
+            parts += [wake, silence(0.25), command, silence(TAIL_S)]
+            at += len(command) / 16000 + TAIL_S
+    return concat(*parts), turns
+
+
+class _Recorder:
+    """Outputs of the run: audio-clock anchoring from the front end's events, utterance ends."""
+
+    def __init__(self) -> None:
+        self.offsets: list[float] = []
+        self.ends_ms: list[int] = []
+
+    def __call__(self, event: object) -> None:
+        now = time.monotonic()
+        if isinstance(event, Detection | VoiceStarted | VoiceStopped):
+            self.offsets.append(now - event.timestamp_ms / 1000)
+        if isinstance(event, VoiceStopped):
+            self.ends_ms.append(event.timestamp_ms)
+
+    @property
+    def audio_zero(self) -> float:
+        return min(self.offsets)
+
+
+class _TimedSpeaker(NullOutput):
+    """Paced like a sound card; remembers when each audible block was handed over."""
+
+    def __init__(self) -> None:
+        super().__init__(realtime=True)
+        self.audible: list[float] = []
+
+    def write(self, audio: bytes) -> None:
+        if np.abs(np.frombuffer(audio, dtype="<i2")).max(initial=0) > 64:
+            self.audible.append(time.monotonic())
+        super().write(audio)
+
+
+@dataclass
+class _Publishes:
+    seen: list[tuple[float, str, str]] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def on_message(self, _client: Any, _userdata: Any, message: Any) -> None:
+        with self.lock:
+            self.seen.append((time.monotonic(), message.topic, message.payload.decode(errors="replace")))
+
+
+def _subscribe(broker: Mosquitto, topics: set[str]) -> tuple[mqtt.Client, _Publishes]:
+    publishes = _Publishes()
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="voxhome-bench-latency-observer")
+    client.on_message = publishes.on_message
+    client.connect(broker.host, broker.port)
+    for topic in sorted(topics):
+        client.subscribe(topic, qos=1)
+    client.loop_start()
+    return client, publishes
+
+
+def _settings(broker: Mosquitto, end_silence_ms: int | None) -> Settings:
+    settings = Settings()
+    settings = replace_path(settings, "device.id", "voxhome-bench-latency")
+    settings = replace_path(settings, "mqtt.host", broker.host)
+    settings = replace_path(settings, "mqtt.port", broker.port)
+    settings = replace_path(settings, "cloud.enabled", False)
+    if end_silence_ms is not None:
+        settings = replace_path(settings, "vad.end_silence_ms", end_silence_ms)
+    return settings
+
+
+def measure(broker: Mosquitto, audio_path: Path, turns: list[Turn], end_silence_ms: int | None) -> list[dict[str, Any]]:
+    """Run the appliance once over the script; one row per turn."""
+    client, publishes = _subscribe(broker, {t.case.topic for t in turns})
+    recorder, speaker = _Recorder(), _TimedSpeaker()
+    try:
+        asyncio.run(run_appliance(_settings(broker, end_silence_ms), RunOptions(audio=str(audio_path), realtime=True),
+                        [recorder], speaker=speaker))
+        time.sleep(0.3)  # the last publish's delivery to our subscriber
+    finally:
+        client.loop_stop()
+        client.disconnect()
+    zero = recorder.audio_zero
+    rows = []
+    for i, turn in enumerate(turns):
+        start, end = zero + turn.end_of_speech_s, zero + (turns[i + 1].wake_at_s if i + 1 < len(turns) else 1e9)
+        with publishes.lock:
+            window = [(t, topic, payload) for t, topic, payload in publishes.seen if zero + turn.wake_at_s <= t < end]
+        hit = next(((t, p) for t, topic, p in window if topic == turn.case.topic and turn.case.payload in p), None)
+        heard = next((t for t in speaker.audible if start <= t < end), None)
+        rows.append({
+            "text": turn.case.text, "voice": turn.voice,
+            "right": hit is not None and len(window) == 1,
+            "wrong_publish": any(not (topic == turn.case.topic and turn.case.payload in p) for _, topic, p in window),
+            "publish_ms": None if hit is None else round((hit[0] - start) * 1000, 1),
+            "confirmation_ms": None if heard is None else round((heard - start) * 1000, 1),
+        })
+    return rows
+
+
+def _stats(values: list[float]) -> dict[str, float | None]:
+    if not values:
+        return {"median": None, "p90": None}
+    ordered = sorted(values)
+    return {"median": round(statistics.median(ordered), 1), "p90": round(ordered[min(len(ordered) - 1, int(0.9 * len(ordered)))], 1)}
+
+
+def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "turns": len(rows),
+        "accuracy": round(sum(r["right"] for r in rows) / max(1, len(rows)), 3),
+        "wrong_publishes": sum(r["wrong_publish"] for r in rows),
+        "publish_ms": _stats([r["publish_ms"] for r in rows if r["right"]]),
+        "confirmation_ms": _stats([r["confirmation_ms"] for r in rows if r["right"] and r["confirmation_ms"] is not None]),
+    }
+
+
+def run(args: argparse.Namespace) -> int:
+    voices = [v for v in VOICES if v.engine != "festival"][: max(1, args.voices)]
+    cases = CASES[: max(1, args.cases)]
+    audio, turns = script(cases, voices)
+    results: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="voxhome-latency-") as tmp:
+        audio_path = Path(tmp) / "user.wav"
+        soundfile.write(str(audio_path), audio, 16000, subtype="PCM_16")
+        broker = Mosquitto(Path(tmp))
+        broker.start()
+        home = subprocess.Popen([sys.executable, "-m", "device.sim.home", "--mqtt", broker.url],
+                                stdout=subprocess.PIPE, text=True)
+        try:
+            assert home.stdout is not None
+            home.stdout.readline()  # ready: its discovery is retained on the broker
+            for name, end_silence in ENDPOINTERS.items():
+                results[name] = summarize(measure(broker, audio_path, turns, end_silence))
+        finally:
+            home.terminate()
+            home.wait(10)
+            broker.stop()
+    _report(results, len(turns), args.json)
+    return 0
+
+
+def _report(results: dict[str, Any], turns: int, as_json: bool) -> None:
+    out = sys.stdout.write
+    if as_json:
+        out(json.dumps({"turns": turns, "results": results}) + "\n")
+        return
+    out(f"end of speech → MQTT publish / first confirmation sample, {turns} spoken commands, paced in real time\n")
+    out(f"  {'endpointer':<15} {'right':>6} {'wrong':>6} {'publish med':>12} {'p90':>7} {'confirm med':>12} {'p90':>7}\n")
+    for name, r in results.items():
+        def ms(v: float | None) -> str:
+            return "-" if v is None else f"{v:.0f}"
+        out(f"  {name:<15} {r['accuracy']:>6.1%} {r['wrong_publishes']:>6} {ms(r['publish_ms']['median']):>12} "
+            f"{ms(r['publish_ms']['p90']):>7} {ms(r['confirmation_ms']['median']):>12} {ms(r['confirmation_ms']['p90']):>7}\n")
+    out("  targets: publish median ≤ 300 ms, p90 ≤ 450 ms, accuracy within 1 point of silence-500ms\n")
+
+
+if __name__ == "__main__":
+    _parser = argparse.ArgumentParser(prog="python -m device.bench.latency")
+    add_arguments(_parser)
+    sys.exit(run(_parser.parse_args()))
