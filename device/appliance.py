@@ -39,12 +39,13 @@ from device.voice.indicator import LedIndicator
 from device.voice.mute import MuteState, MuteSwitch
 from device.voice.output import VoiceOutput
 from device.voice.prompts import PromptBundle, ensure_prompt_bundle
+from device.voice.render import open_voice
 from device.voice.speaker import DeviceVoice
-from device.voice.tts import LocalTts
 from hal.leds import NullLeds, open_leds
 from hal.player import NullOutput, Player, open_output
 from hal.player import Output as PlayerOutput
 from hal.source import AudioSource
+from models.manifest import read_manifest
 from models.vad import SileroVad
 from models.wake import WakeWordDetector
 from ota.slots import SlotStore
@@ -52,6 +53,8 @@ from ota.slots import SlotStore
 _LOGGER = logging.getLogger(__name__)
 
 Output = Callable[[object], None | Awaitable[None]]
+SHUTDOWN_DRAIN_S = 2.0
+"""On SIGTERM, the longest the turn in progress and the speaker's queue may each take to end."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,9 +199,15 @@ def open_indicator(settings: Settings) -> LedIndicator:
 
 
 def build_voice(settings: Settings, player: Player) -> DeviceVoice:
-    """Prompts (the OTA-installed bundle, else the one built with the local TTS) and the TTS."""
-    engine = settings.voice.tts if settings.voice.tts != "none" else "espeak-ng"
-    tts = LocalTts(settings.voice.tts) if settings.voice.tts != "none" else None
+    """Prompts (the OTA-installed bundle, else the one built with espeak-ng) and the voice
+    (loaded now, at boot; espeak-ng if a neural voice's bundle is missing or broken)."""
+
+    def installed_voice(name: str) -> Path | None:
+        path = installed_bundle(settings, "tts")
+        return path if path is not None and read_manifest(path).metadata.get("voice") == name else None
+
+    tts = open_voice(settings.voice, installed_voice)
+    engine = settings.voice.engine if settings.voice.engine in ("flite", "festival") else "espeak-ng"
     bundle = Path(settings.voice.prompts) if settings.voice.prompts else installed_bundle(settings, "prompts")
     if bundle is None:
         bundle = ensure_prompt_bundle(engine)
@@ -317,8 +326,13 @@ async def run(
         service.add_handler(assist)
         loop = asyncio.get_running_loop()
 
+        stopping = asyncio.Event()
+
         def shutdown() -> None:
             notifier.stopping()  # systemd then waits for us instead of assuming a hang
+            stopping.set()
+            if cloud is not None:
+                cloud.abort()  # a cloud turn ends now, whatever it is waiting for
             service.stop()
 
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -337,8 +351,16 @@ async def run(
         watchdog.start()
         try:
             status = await service.run()
-            await assistant.drain()
-            await asyncio.to_thread(player.drain)
+            if stopping.is_set():
+                # Asked to stop: finish within a few seconds whatever a turn is doing.
+                try:
+                    await asyncio.wait_for(assistant.drain(), SHUTDOWN_DRAIN_S)
+                except TimeoutError:
+                    _LOGGER.warning("the turn in progress did not end within %.0f s; stopping anyway", SHUTDOWN_DRAIN_S)
+                await asyncio.to_thread(player.drain, SHUTDOWN_DRAIN_S)
+            else:
+                await assistant.drain()
+                await asyncio.to_thread(player.drain)
         finally:
             watchdog.stop()
             watcher.cancel()

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -41,6 +40,7 @@ from device.events import (
     Transcript,
     VoiceStopped,
 )
+from device.intent.answers import yes_or_no
 from device.intent.grammar import candidate_sentences
 from device.intent.parser import Decision, Understanding
 from device.intent.speaker import speaker_command
@@ -56,8 +56,6 @@ MAX_CANDIDATES = 600
 """Constrained decoding scores every sentence of the grammar; past this the home's grammar is
 too large to score per utterance and only the free transcript is used."""
 
-_YES = re.compile(r"\b(yes|yeah|yep|sure|do it|go ahead|confirm|confirmed|please do|okay|ok|correct)\b")
-_NO = re.compile(r"\b(no|nope|cancel|don't|do not|stop|never ?mind|abort)\b")
 
 Emit = Callable[[object], Awaitable[None]]
 
@@ -78,16 +76,8 @@ class CloudTurns(Protocol):
 class _Pending:
     call: ToolCall
     message: str
-
-
-def yes_or_no(text: str) -> bool | None:
-    """A spoken answer to "are you sure?": True, False, or None when it is neither."""
-    lowered = text.lower()
-    if _NO.search(lowered):
-        return False  # "no, don't" wins over a stray "okay"
-    if _YES.search(lowered):
-        return True
-    return None
+    asked_again: bool = False
+    """An unclear answer ('I'm not sure') gets the question once more, then the action is off."""
 
 
 class Assistant:
@@ -165,8 +155,17 @@ class Assistant:
         if self._cloud_confirmation is not None and self._cloud_confirmation.waiting is not None:
             # The cloud asked "are you sure?": the device itself judges the answer, then the
             # model hears it too and repeats the call, which only now goes through.
-            self._cloud_confirmation.answer(yes_or_no(text))
+            outcome = self._cloud_confirmation.answer(yes_or_no(text))
             await self._emit(Transcript(text, utterance.timestamp_ms))
+            if outcome == "ask_again":
+                await self._emit(Routed("local", "unclear answer to the cloud's confirmation question", "none", 1.0))
+                await self._emit(Say(prompt="confirm", text=f"Please say yes or no. {self._cloud_confirmation.question}"))
+                self._listen(CONFIRM_TIMEOUT_MS, "confirm")
+                return
+            if outcome == "gave_up":
+                await self._emit(Routed("local", "still no clear yes to the cloud's confirmation question", "none", 1.0))
+                await self._emit(Say(prompt="cancelled", text="I didn't hear a clear yes, so I won't."))
+                return
             await self._emit(Routed("cloud", "answer to the cloud's confirmation question", "none", 1.0))
             await self._cloud_turn(utterance)
             return
@@ -258,6 +257,12 @@ class Assistant:
         await self._emit(Transcript(text, utterance.timestamp_ms))
         if answer is True:
             await self._run_tool(pending.call, confirmed=True, at_ms=utterance.timestamp_ms)
+        elif answer is None and not pending.asked_again:
+            self._pending = _Pending(pending.call, pending.message, asked_again=True)
+            await self._emit(Say(prompt="confirm", text=f"Please say yes or no. {pending.message}"))
+            self._listen(CONFIRM_TIMEOUT_MS, "confirm")
+        elif answer is None:
+            await self._emit(Say(prompt="cancelled", text="I didn't hear a clear yes, so I won't."))
         else:
             await self._emit(Say(prompt="cancelled"))
 

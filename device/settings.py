@@ -314,7 +314,19 @@ class CloudSettings:
     idle_close_s: float = 60.0
     connect_timeout_s: float = 5.0
     response_timeout_s: float = 10.0
-    """Longest silence from the server while a reply is expected before the turn fails."""
+    """Longest silence from the server while a reply is expected before the turn fails (the
+    inactivity deadline: events that don't carry this turn forward don't count as activity)."""
+    turn_timeout_s: float = 180.0
+    """Longest a whole cloud turn may take, tool calls and the reply's play-out included."""
+    max_reply_s: float = 120.0
+    """Reply audio one turn may receive; past it the reply is cut and the speaker says so."""
+    max_reply_bytes: int = 8 << 20
+    """Decoded reply audio bytes one turn may receive, whichever response they claim to be for."""
+    max_buffered_s: float = 30.0
+    """Reply audio queued ahead of the speaker: past it the client stops reading (the server is
+    paced by the transport's flow control); a speaker that doesn't drain it ends the turn."""
+    max_frame_bytes: int = 1 << 20
+    """Server frames larger than this are dropped unparsed (real events are a few KiB)."""
     tool_timeout_s: float = 5.0
     retries: int = 3
     """Reconnect attempts (backoff with jitter) before a turn gives up with a spoken prompt."""
@@ -334,6 +346,10 @@ class CloudSettings:
             raise ValueError("speed must be between 0.25 and 1.5")
         if not 0 <= self.followup_s <= 30:
             raise ValueError("followup_s must be between 0 and 30")
+        if not (0 < self.response_timeout_s <= self.turn_timeout_s and 0 < self.max_buffered_s <= self.max_reply_s):
+            raise ValueError("need 0 < response_timeout_s <= turn_timeout_s and 0 < max_buffered_s <= max_reply_s")
+        if not (self.max_reply_bytes > 0 and 4096 <= self.max_frame_bytes <= 64 << 20):
+            raise ValueError("max_reply_bytes must be > 0 and max_frame_bytes between 4096 and 64 MiB")
 
 
 @dataclass(frozen=True, slots=True)
@@ -347,7 +363,7 @@ class OtaSettings:
     """Normal running after a switch before the new model is marked good."""
     trusted_root: str = "/usr/share/voxhome/ota/root.json"
     """TUF root metadata shipped with the firmware (the bootstrap of trust)."""
-    kinds: tuple[str, ...] = ("wake", "vad", "asr", "prompts")
+    kinds: tuple[str, ...] = ("wake", "vad", "asr", "prompts", "tts")
     """Model kinds this device takes updates for."""
     health_timeout_s: float = 120.0
     download_timeout_s: float = 20.0
@@ -367,9 +383,29 @@ class OtaSettings:
 class VoiceSettings:
     prompts: str | None = None
     """Directory of the prompt bundle; None uses the active OTA slot, then the build cache."""
-    tts: Literal["espeak-ng", "flite", "none"] = "espeak-ng"
+    engine: Literal["auto", "hibari", "piper", "espeak-ng", "flite", "festival", "none"] = "espeak-ng"
+    """Who speaks sentences: espeak-ng by default until the neural voices are benchmarked and tested
+    on the whole path; 'auto' (the language's best packaged voice: hibari for en-us), a
+    neural voice from its tts bundle (hibari, piper), a Debian engine, or 'none' (prompts only).
+    A neural voice whose bundle is missing or broken falls back to espeak-ng with a warning."""
+    voice: str = ""
+    """The engine's voice: hibari 'heart', piper 'joe', an espeak-ng voice ('en-gb', 'en-us+f3'),
+    flite 'slt'/'rms'/'kal'/'awb', a festival voice; '' = the engine's (language's) default."""
+    language: str = "en-us"
+    """Language of the spoken answers: 'en-us' or 'en-gb' (espeak-ng: no offline British neural voice)."""
+    speed: float = 1.0
+    """Speaking rate, 0.5 (slow) to 2.0 (fast)."""
+    tts_bundle: str | None = None
+    """Directory of the voice bundle; None uses the active OTA slot (if it holds this voice), then the build cache."""
     muted: bool = False
     aec: bool = True
+
+    def __post_init__(self) -> None:
+        from device.voice.voices import resolve
+
+        resolve(self.engine, self.voice, self.language)
+        if not 0.5 <= self.speed <= 2.0:
+            raise ValueError("speed must be between 0.5 and 2.0")
 
 
 @dataclass(frozen=True, slots=True)

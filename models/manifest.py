@@ -16,7 +16,7 @@ from typing import Any
 from device.errors import ModelError
 
 MANIFEST_NAME = "manifest.json"
-BUNDLE_KINDS = ("wake", "vad", "asr", "prompts")
+BUNDLE_KINDS = ("wake", "vad", "asr", "prompts", "tts")
 FORMAT_VERSION = 1
 
 

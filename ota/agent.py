@@ -46,7 +46,7 @@ class AgentConfig:
     state_dir: Path
     repository_url: str
     trusted_root: bytes
-    kinds: tuple[str, ...] = ("wake", "vad", "asr", "prompts")
+    kinds: tuple[str, ...] = ("wake", "vad", "asr", "prompts", "tts")
     metadata_dir: Path | None = None
     """TUF metadata cache; default <state_dir>/tuf."""
     trial_attempts: int = 3

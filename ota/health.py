@@ -30,6 +30,7 @@ CHECKERS: dict[str, str] = {
     "vad": "ota.health:check_vad",
     "asr": "ota.health:check_asr",
     "prompts": "ota.health:check_prompts",
+    "tts": "ota.health:check_tts",
 }
 DEFAULT_CHECKER = "ota.health:check_loads"
 
@@ -170,6 +171,60 @@ def check_prompts(path: Path, manifest: BundleManifest) -> str:
             raise ModelError("model-golden", f"{name}.opus: {duration:.2f} s, rms {rms:.4f}: not a usable prompt")
         seconds += duration
     return f"prompts {manifest.version}: {len(NAMES)} prompts decode ({seconds:.1f} s of sound)"
+
+
+def _cached_asr_bundle() -> Path | None:
+    """The speech bundle already built on this machine (never built here: a check must be quick)."""
+    from models.asr.factory import cache_root
+
+    found = sorted(cache_root().glob("asr-*/manifest.json"), key=lambda p: p.stat().st_mtime)
+    return found[-1].parent if found else None
+
+
+def check_tts(path: Path, manifest: BundleManifest) -> str:
+    """The voice speaks its golden sentence: audible, of a plausible length for its words, and,
+    when a speech bundle is on the machine, transcribed back by Whisper to (nearly) those words."""
+    import numpy as np
+
+    from device.voice.level import loudness_db, trim_silence
+    from hal.audio import resample
+    from models.asr.factory import normalize
+    from models.tts.factory import load_runner
+
+    text = manifest.metadata.get("golden_text")
+    if not isinstance(text, str) or not text.strip():
+        raise ModelError("model-bad-manifest", f"voice bundle {manifest.name} has no metadata.golden_text to prove it")
+    runner = load_runner(path, manifest=manifest)
+    try:
+        raw = runner.synthesize(text)
+        rate = runner.sample_rate
+    finally:
+        runner.close()
+    if not np.isfinite(raw).all() or float(np.max(np.abs(raw), initial=0.0)) > 4.0:
+        raise ModelError("model-golden", "the voice produced non-finite or wildly clipped samples")
+    audio = trim_silence(resample(raw, rate))
+    seconds = len(audio) / 16000
+    words = len(text.split())
+    level = loudness_db(audio)
+    # 0.12 s a word is faster than any speaker; 0.8 s a word (plus a breath) slower than any.
+    if not 0.12 * words <= seconds <= 0.8 * words + 0.5 or level < -45.0:
+        raise ModelError("model-golden", f"{text!r} came out as {seconds:.2f} s at {level:.1f} dBFS: not speech")
+    heard = ""
+    asr = _cached_asr_bundle()
+    if asr is not None:
+        from models.asr.runner import WhisperOnnx
+
+        recognizer = WhisperOnnx.load(asr)
+        try:
+            transcript, _details = recognizer.transcribe(audio)
+        finally:
+            recognizer.close()
+        want, got = normalize(text).split(), normalize(transcript).split()
+        missed = len(set(want) - set(got))
+        if missed > len(want) // 4:
+            raise ModelError("model-golden", f"the voice said {text!r}, the recognizer heard {transcript!r}")
+        heard = f", heard back as {transcript.strip()!r}"
+    return f"tts {manifest.version}: {text!r} spoken in {seconds:.2f} s at {level:.1f} dBFS{heard}"
 
 
 def resolve_checker(kind: str) -> Checker:

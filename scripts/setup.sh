@@ -12,6 +12,7 @@ APT_PACKAGES=(
   libspeexdsp-dev               # acoustic echo cancellation
   mosquitto openssl             # the broker for the demo and the tests (openssl makes TLS test certs)
   espeak-ng flite festival festvox-kallpc16k sox libsox-fmt-all   # speech synthesis (festival needs a voice)
+  festvox-kdlpc16k festvox-us-slt-hts   # more festival voices for the held-out evaluation sets
   systemd                       # systemd-analyze for the unit checks
 )
 

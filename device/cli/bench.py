@@ -15,6 +15,7 @@ BENCHES = {
     "aec": "device.bench.aec",
     "tts": "device.bench.tts",
     "latency": "device.bench.latency",
+    "e2e": "device.bench.e2e",
 }
 
 

@@ -1,4 +1,4 @@
-"""`voxhome models build asr|prompts` and `voxhome models bundle DIR`: the model factory."""
+"""`voxhome models build asr|prompts|tts` and `voxhome models bundle DIR`: the model factory."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from device.cli.group import run_module
 BUILDERS = {
     "asr": "models.asr.factory",
     "prompts": "device.voice.factory",
+    "tts": "models.tts.factory",
 }
 
 

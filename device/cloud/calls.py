@@ -20,16 +20,25 @@ from device.tools.api import ToolExecutor
 log = logging.getLogger(__name__)
 
 
-async def run_tool(tools: ToolExecutor, call_id: str, name: str, arguments: str, *, timeout_s: float) -> ToolResult:
+MAX_ARGUMENTS = 16 * 1024
+"""Characters of arguments a home tool call may carry; real ones are well under 1 KiB."""
+
+
+async def run_tool(
+    tools: ToolExecutor, call_id: str, name: str, arguments: str | None, *, timeout_s: float,
+) -> ToolResult:
+    """Validate this one call and run it; every failure is this call's error result."""
     specs = {s.name: s for s in tools.specs()}
     if name not in specs:
-        return ToolResult(call_id, name, "error", {}, f"unknown tool {name!r}")
+        return ToolResult(call_id, name[:80], "error", {}, f"unknown tool {name[:80]!r}")
+    if arguments is None or len(arguments) > MAX_ARGUMENTS:
+        return ToolResult(call_id, name, "error", {}, "arguments must be a JSON object under 16 KiB")
     try:
         args = json.loads(arguments)
         if not isinstance(args, dict):
             raise ValueError("not an object")
         jsonschema.validate(args, specs[name].parameters)
-    except ValueError:
+    except (ValueError, RecursionError):
         return ToolResult(call_id, name, "error", {}, "arguments are not a JSON object")
     except jsonschema.ValidationError as err:
         return ToolResult(call_id, name, "error", {}, f"invalid arguments: {err.message}")

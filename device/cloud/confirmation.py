@@ -3,8 +3,9 @@
 The realtime model gets 'needs_confirmation' for an unlock; it asks the user, the user answers,
 and the model calls the tool again. Trusting the model to say "the user agreed" would let a
 misheard or injected instruction open the door, so the device decides: it transcribes the
-user's answer itself, and only an affirmative answer approves that exact call (same tool, same
-arguments), once, for a short time.
+user's answer itself, and only a clear whole-answer yes (device/intent/answers.py) approves that
+exact call (same tool, same arguments), once, for a short time. An unclear answer ("I'm not sure")
+keeps the call waiting for one more answer; a second unclear answer, or a no, drops it.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal
 
 from device.events import ToolCall, ToolResult
 from device.tools.api import ToolExecutor, ToolSpec
@@ -21,6 +23,8 @@ from device.tools.api import ToolExecutor, ToolSpec
 _LOGGER = logging.getLogger(__name__)
 
 APPROVAL_TTL_S = 60.0
+
+Outcome = Literal["idle", "approved", "ask_again", "gave_up", "refused"]
 
 
 def _key(call: ToolCall) -> str:
@@ -41,20 +45,38 @@ class SpokenConfirmation:
         self._clock = clock
         self._waiting: ToolCall | None = None
         self._approved: _Approval | None = None
+        self._asked_again = False
+        self._question = ""
 
     @property
     def waiting(self) -> ToolCall | None:
         """The risky call the model asked for, awaiting the user's answer."""
         return self._waiting
 
-    def answer(self, yes: bool | None) -> None:
-        """The user's next utterance, as the device heard it: approve the waiting call or drop it."""
+    @property
+    def question(self) -> str:
+        """The question the tools asked for the waiting call ('Do you want me to unlock …?')."""
+        return self._question
+
+    def answer(self, yes: bool | None) -> Outcome:
+        """The user's next utterance, as the device heard it (True only for a clear yes).
+
+        'approved': the waiting call may run once; 'refused': a clear no dropped it; 'ask_again':
+        unclear, the call still waits for one more answer; 'gave_up': unclear twice, dropped.
+        """
         if self._waiting is None:
-            return
-        if yes:
+            return "idle"
+        if yes is True:
             self._approved = _Approval(_key(self._waiting), self._clock() + APPROVAL_TTL_S)
             _LOGGER.info("user confirmed %s", self._waiting.name)
+            self._waiting = None
+            return "approved"
+        if yes is None and not self._asked_again:
+            self._asked_again = True
+            return "ask_again"
+        _LOGGER.info("no clear yes for %s; dropped", self._waiting.name)
         self._waiting = None
+        return "refused" if yes is False else "gave_up"
 
     def specs(self) -> list[ToolSpec]:
         return self._tools.specs()
@@ -67,4 +89,6 @@ class SpokenConfirmation:
         result = await self._tools.execute(call, confirmed=approved)
         if result.status == "needs_confirmation":
             self._waiting = call
+            self._asked_again = False
+            self._question = result.message
         return result

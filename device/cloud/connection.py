@@ -27,7 +27,8 @@ PROMPTS: dict[str, str] = {
     "cloud-http": "cloud_unreachable", "cloud-rate-limited": "cloud_busy", "cloud-beta-rejected": "cloud_config",
     "cloud-session-rejected": "cloud_config", "cloud-response-failed": "cloud_error",
     "cloud-bad-event": "cloud_error", "cloud-dropped": "cloud_dropped", "cloud-timeout": "cloud_timeout",
-    "cloud-expired": "cloud_expired",
+    "cloud-expired": "cloud_expired", "cloud-turn-timeout": "cloud_timeout", "cloud-reply-too-long": "cloud_error",
+    "cloud-overflow": "cloud_error",
 }
 """CloudError code → the id of the local prompt the service speaks."""
 RETRYABLE = frozenset({"cloud-unreachable", "cloud-dns", "cloud-tls", "cloud-http", "cloud-rate-limited",
@@ -88,10 +89,12 @@ async def open_socket(settings: CloudSettings) -> ClientConnection:
     """Connect within `connect_timeout_s`; every failure is a CloudError with a stable code."""
     timeout = settings.connect_timeout_s
     try:
-        # No size cap and no compression, as the SDK does: base64 audio compresses poorly.
+        # No compression, as the SDK does: base64 audio compresses poorly. Frames up to 4× the
+        # frame cap arrive and are dropped by the reader; a larger one closes the socket (1009),
+        # which bounds what a hostile server can make us hold: max_queue frames of max_size.
         return await connect(
-            websocket_url(settings), additional_headers=headers(settings), max_size=None, compression=None,
-            open_timeout=timeout, proxy=None, logger=_WIRE_LOG,
+            websocket_url(settings), additional_headers=headers(settings), max_size=4 * settings.max_frame_bytes,
+            max_queue=4, compression=None, open_timeout=timeout, proxy=None, logger=_WIRE_LOG,
         )
     except InvalidStatus as err:
         status = err.response.status_code
@@ -110,6 +113,8 @@ async def open_socket(settings: CloudSettings) -> ClientConnection:
 
 
 def closed_error(code: int | None) -> CloudError:
+    if code == 1009:  # we closed it: one frame was over 4× max_frame_bytes
+        return CloudError("cloud-bad-event", "the cloud sent a frame too large to accept (close 1009)")
     if code == 4000:
         return CloudError("cloud-beta-rejected", "the endpoint rejected the beta dialect (close 4000); use dialect 'ga'")
     return CloudError("cloud-dropped", f"the cloud connection closed (code {code})")

@@ -59,6 +59,12 @@ class Reply:
     """Never answer this response.create."""
     drop_after: int | None = None
     """Cut the TCP connection after this many audio deltas."""
+    endless: bool = False
+    """Hostile: audio deltas without end (never audio.done, never response.done)."""
+    raw: tuple[str | bytes, ...] = ()
+    """Hostile: frames sent verbatim right after response.created (bad JSON, wrong types, floods)."""
+    flood: str | None = None
+    """Hostile: after response.created, send this frame without end instead of a reply."""
 
 
 def tone(ms: int, start_sample: int = 0, freq: float = 440.0) -> bytes:
@@ -128,6 +134,7 @@ class FakeRealtimeServer:
         self.first_delta_sent: list[float] = []
         """time.perf_counter() when each response's first audio delta went out (benchmarks)."""
         self.headers: list[dict[str, str]] = []
+        self.deltas_sent = 0
         self.replay_finished = asyncio.Event()
         self._server: Server | None = None
         self._conns: list[_Conn] = []
@@ -291,6 +298,11 @@ class FakeRealtimeServer:
     async def _respond(self, conn: _Conn, rid: str, reply: Reply) -> None:
         await self._send(conn, {"type": "response.created", "response": {
             "object": "realtime.response", "id": rid, "status": "in_progress", "output": [], "conversation_id": "conv_FAKE"}})
+        for frame in reply.raw:
+            await conn.ws.send(frame)
+        while reply.flood is not None:
+            await conn.ws.send(reply.flood)
+            await asyncio.sleep(reply.pace_ms / 1000)
         if reply.server_error:
             await self._send(conn, {"type": "error", "error": {"type": "server_error", "code": None,
                                                               "message": "The server had an error.", "param": None, "event_id": None}})
@@ -316,19 +328,21 @@ class FakeRealtimeServer:
             await self._send(conn, {"type": "response.content_part.added", **part, "part": {"type": "audio", "transcript": ""}})
             await self._send(conn, {"type": "response.output_audio_transcript.delta", **part, "delta": reply.text})
             sent = 0
-            for n in range(math.ceil(reply.audio_ms / DELTA_MS)):
+            deltas = itertools.count() if reply.endless else range(math.ceil(reply.audio_ms / DELTA_MS))
+            for n in deltas:
                 if reply.drop_after is not None and n >= reply.drop_after:
                     conn.ws.transport.abort()
                     return
-                ms = min(DELTA_MS, reply.audio_ms - sent)
-                audio = tone(ms, sent * PCM_RATE // 1000)
+                ms = DELTA_MS if reply.endless else min(DELTA_MS, reply.audio_ms - sent)
+                audio = tone(ms, (sent * PCM_RATE // 1000) % PCM_RATE)
                 if n == 0:
                     self.first_delta_sent.append(time.perf_counter())
                 await self._send(conn, {"type": "response.output_audio.delta", **part, "delta": base64.b64encode(audio).decode()})
                 sent += ms
                 conn.audio_ms[item_id] = sent
-                if reply.pace_ms:
-                    await asyncio.sleep(reply.pace_ms / 1000)
+                self.deltas_sent += 1
+                # Yield even unpaced: in one process a busy fake would starve its client's reader.
+                await asyncio.sleep(reply.pace_ms / 1000)
             await self._send(conn, {"type": "response.output_audio.done", **part})
             await self._send(conn, {"type": "response.output_audio_transcript.done", **part, "transcript": reply.text})
             content = [{"type": "output_audio", "transcript": reply.text}]

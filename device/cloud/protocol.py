@@ -5,6 +5,9 @@ One internal vocabulary (GA names) and one place where the two wire dialects mee
 server events to GA (`BETA_TO_GA`) before typing them, and `server_to_dialect()` is the inverse the
 fake server uses. Unknown server event types are returned as `Other` and ignored upstream: the API
 adds event types regularly, and a new one must never crash the device.
+
+The parser is total over untrusted input: any frame (oversized, deeply nested, wrongly typed) is
+either typed events or CloudError('cloud-bad-event'), never another exception (fuzzed in the tests).
 """
 
 from __future__ import annotations
@@ -12,14 +15,20 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import logging
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from device.errors import CloudError
 
+log = logging.getLogger(__name__)
+
 Dialect = Literal["ga", "beta"]
 PCM_RATE = 24000
 BYTES_PER_MS = PCM_RATE * 2 // 1000
+MAX_FRAME_BYTES = 1 << 20
+"""Frames above this are dropped unparsed: the largest real event (a session with its tools, a
+response.done with its transcript) is a few tens of KiB; audio deltas are a few KiB."""
 
 BETA_TO_GA: dict[str, str] = {
     "response.audio.delta": "response.output_audio.delta",
@@ -309,7 +318,8 @@ class FunctionArgumentsDone:
     call_id: str
     name: str | None
     """GA only; beta leaves it out (take it from OutputItemAdded)."""
-    arguments: str
+    arguments: str | None
+    """None when the server sent something other than a string: that call alone fails."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -367,8 +377,21 @@ ServerEvent = (
 
 
 def _bad(kind: str, raw: Any, why: str) -> CloudError:
-    snippet = raw if isinstance(raw, str) else json.dumps(raw, default=str)
-    return CloudError("cloud-bad-event", f"bad {kind} event ({why}): {snippet[:120]}")
+    return CloudError("cloud-bad-event", f"bad {kind[:60]} event ({why}): {_snippet(raw)}")
+
+
+def _snippet(raw: Any) -> str:
+    if isinstance(raw, str):
+        return raw[:120]
+    try:
+        return json.dumps(raw, default=str)[:120]
+    except (RecursionError, ValueError):  # a hostile value can't break the error message either
+        return f"<{type(raw).__name__}>"
+
+
+def _list(d: dict[str, Any], key: str) -> list[Any]:
+    value = d.get(key)
+    return value if isinstance(value, list) else []
 
 
 def _str(d: dict[str, Any], key: str, kind: str) -> str:
@@ -394,7 +417,7 @@ def _item(raw: Any, kind: str) -> Item:
     if not isinstance(raw, dict):
         raise _bad(kind, raw, "'item' must be an object")
     transcript = None
-    for part in raw.get("content") or ():
+    for part in _list(raw, "content"):
         if isinstance(part, dict) and part.get("type") in ("audio", "output_audio"):
             transcript = part.get("transcript") if isinstance(part.get("transcript"), str) else None
         elif isinstance(part, dict) and part.get("type") in ("text", "output_text"):
@@ -406,26 +429,33 @@ def _item(raw: Any, kind: str) -> Item:
     )
 
 
-def decode_json(text: str | bytes) -> dict[str, Any]:
+def decode_json(text: str | bytes, max_bytes: int = MAX_FRAME_BYTES) -> dict[str, Any]:
+    if len(text) > max_bytes:
+        raise CloudError("cloud-bad-event", f"dropped a {len(text)}-byte frame (over {max_bytes} bytes)")
     try:
         data = json.loads(text)
     except (ValueError, UnicodeDecodeError):
         raise _bad("non-JSON", text if isinstance(text, str) else repr(text[:120]), "not JSON") from None
+    except RecursionError:  # nesting deeper than the parser's stack: hostile, never real
+        raise CloudError("cloud-bad-event", "dropped a frame nested too deeply to parse") from None
     if not isinstance(data, dict) or not isinstance(data.get("type"), str):
         raise _bad("untyped", text if isinstance(text, str) else repr(text[:120]), "no string 'type'")
     return data
 
 
-def parse_server_event(text: str | bytes, dialect: Dialect) -> list[ServerEvent]:
+def parse_server_event(text: str | bytes, dialect: Dialect, max_bytes: int = MAX_FRAME_BYTES) -> list[ServerEvent]:
     """Decode one frame into typed events (beta `conversation.item.created` → added + done).
 
-    Raises CloudError('cloud-bad-event') for malformed JSON or a known event with bad fields.
+    Raises CloudError('cloud-bad-event') for an oversized frame, malformed JSON or a known event
+    with bad fields.
     """
-    return parse_server_dict(decode_json(text), dialect)
+    return parse_server_dict(decode_json(text, max_bytes), dialect)
 
 
 def parse_server_dict(data: dict[str, Any], dialect: Dialect) -> list[ServerEvent]:
     kind: str = data["type"]
+    if len(kind) > 200:
+        raise _bad("overlong", kind, "event type of over 200 characters")
     if dialect == "beta":
         kind = BETA_TO_GA.get(kind, kind)
         if kind == "conversation.item.created":
@@ -445,7 +475,9 @@ def _typed(kind: str, d: dict[str, Any]) -> ServerEvent:
                 return SessionUpdated(sid)
             expires = session.get("expires_at")
             shape: Dialect = "ga" if session.get("type") == "realtime" or "audio" in session else "beta"
-            return SessionCreated(sid, expires if isinstance(expires, int) else None, shape)
+            # A 64-bit Unix time or nothing: a giant integer would overflow the float arithmetic later.
+            valid = isinstance(expires, int) and not isinstance(expires, bool) and 0 < expires < 1 << 40
+            return SessionCreated(sid, expires if valid else None, shape)
         case "error":
             err = d.get("error")
             if not isinstance(err, dict):
@@ -465,7 +497,8 @@ def _typed(kind: str, d: dict[str, Any]) -> ServerEvent:
                 return ResponseCreated(rid, _opt_str(resp, "conversation_id"), meta if isinstance(meta, dict) else None)
             details: dict[str, Any] = resp["status_details"] if isinstance(resp.get("status_details"), dict) else {}
             error: dict[str, Any] = details["error"] if isinstance(details.get("error"), dict) else {}
-            output = tuple(_item(i, kind) for i in resp.get("output") or () if isinstance(i, dict))
+            # A bad output item loses that item, not the response.done that ends the turn.
+            output = tuple(_lenient_items(_list(resp, "output"), kind))
             usage = resp.get("usage") if isinstance(resp.get("usage"), dict) else None
             return ResponseDone(rid, _str(resp, "status", kind), _opt_str(details, "reason"),
                                 _opt_str(error, "code"), output, usage)
@@ -486,8 +519,9 @@ def _typed(kind: str, d: dict[str, Any]) -> ServerEvent:
         case "response.output_text.delta":
             return TextDelta(_str(d, "response_id", kind), _str(d, "item_id", kind), _str(d, "delta", kind))
         case "response.function_call_arguments.done":
+            # Wrongly typed arguments fail this call alone (the model hears why), not the response.
             return FunctionArgumentsDone(_str(d, "response_id", kind), _opt_str(d, "item_id"),
-                                         _str(d, "call_id", kind), _opt_str(d, "name"), _str(d, "arguments", kind))
+                                         _str(d, "call_id", kind), _opt_str(d, "name"), _opt_str(d, "arguments"))
         case "input_audio_buffer.speech_started":
             return SpeechStarted(_int(d, "audio_start_ms", kind), _opt_str(d, "item_id"))
         case "input_audio_buffer.speech_stopped":
@@ -503,6 +537,16 @@ def _typed(kind: str, d: dict[str, Any]) -> ServerEvent:
         case "conversation.item.input_audio_transcription.completed":
             return InputTranscript(_str(d, "item_id", kind), _str(d, "transcript", kind))
     return Other(kind)
+
+
+def _lenient_items(raw: list[Any], kind: str) -> list[Item]:
+    out = []
+    for value in raw:
+        try:
+            out.append(_item(value, kind))
+        except CloudError as err:
+            log.warning("%s", err.message)
+    return out
 
 
 def server_to_dialect(event: dict[str, Any], dialect: Dialect) -> list[dict[str, Any]]:

@@ -7,6 +7,13 @@ spoken reply into the `AudioSink` as it arrives, runs the model's tool calls thr
 an exception. `interrupt()` is barge-in: the speaker stops
 before anything else happens, then the reply is cancelled and truncated to what was heard.
 Wire shapes live in `protocol.py`; wall time only through the injected `clock`/`sleep`.
+
+The server is not trusted to end a turn: every turn is bounded by an overall deadline, an
+inactivity deadline (only events that carry the turn forward count), a cap on reply audio
+(duration and bytes) and on audio queued ahead of the speaker; past any of them the turn ends with
+a spoken prompt. A frame that doesn't parse is dropped and logged, never the connection, and the
+reader stops reading (flow control) while the turn is behind, so memory stays bounded.
+`abort()` ends whatever a turn awaits, at once (service shutdown).
 """
 
 from __future__ import annotations
@@ -16,9 +23,10 @@ import contextlib
 import dataclasses
 import json
 import logging
+import math
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -46,6 +54,15 @@ HISTORY_ITEMS = 8
 PLAYOUT_POLL_S = 0.05
 PLAYOUT_STALL_S = 1.0
 RATE_CODES = {"inference_rate_limit_exceeded", "rate_limit_exceeded", "insufficient_quota"}
+QUEUE_BYTES = 1 << 20
+"""Parsed events waiting for the turn, by weight; past this the reader stops reading the socket."""
+REMEMBERED_IDS = 256
+"""Response and call ids kept per session (a hostile server could mint them without end)."""
+MAX_CALLS = 8
+"""Function calls run per response; more get an error result each."""
+MAX_TOOL_ROUNDS = 8
+MAX_RESPONSES = 32
+"""Responses one turn may see; a real one needs one per tool round plus one."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +95,25 @@ class _Interrupt:
     pass
 
 
+QueueItem = p.ServerEvent | _Closed | _Interrupt
+
+
+def _weight(event: QueueItem) -> int:
+    """What an event costs to hold: its audio or text, or a small fixed amount."""
+    match event:
+        case p.AudioDelta(audio=audio):
+            return len(audio) + 64
+        case p.TranscriptDelta(delta=text) | p.TextDelta(delta=text):
+            return len(text) + 64
+    return 256
+
+
+def _remember(ids: dict[str, Any], key: str, value: Any = None) -> None:
+    ids[key] = value
+    while len(ids) > REMEMBERED_IDS:
+        del ids[next(iter(ids))]
+
+
 class RealtimeClient:
     """One device's cloud conversation; connects lazily, reconnects with backoff."""
 
@@ -101,7 +137,10 @@ class RealtimeClient:
         self._ws: ClientConnection | None = None
         self._reader: asyncio.Task[None] | None = None
         self._idle_task: asyncio.Task[None] | None = None
-        self._events: asyncio.Queue[p.ServerEvent | _Closed | _Interrupt] = asyncio.Queue()
+        self._events: asyncio.Queue[QueueItem] = asyncio.Queue()
+        self._queued_bytes = 0
+        self._room = asyncio.Event()
+        self._room.set()
         self._active: str | None = None
         self._idle = asyncio.Event()
         self._idle.set()
@@ -110,10 +149,16 @@ class RealtimeClient:
         self._heard_ms = 0
         """Reply heard before this turn's barge-ins replaced the reply player."""
         self._results: dict[str, ToolResult] = {}
-        self._known: set[str] = set()
-        """Response ids seen in this session; a turn ignores those that began before it."""
+        self._known: dict[str, None] = {}
+        """Response ids seen in this session (the latest few); a turn ignores those that began before it."""
         self._stale: set[str] = set()
-        self._dropped: set[str] = set()
+        self._dropped: dict[str, None] = {}
+        self._deadline: float | None = None
+        """When the turn in progress must end (turn_timeout_s after it began); None between turns."""
+        self._reply_ms = 0.0
+        self._reply_bytes = 0
+        self._turn_task: asyncio.Task[CloudOutcome] | None = None
+        self._aborted = False
         self._wall = wall
         self._rotate_at: float | None = None
         self._busy = False
@@ -153,8 +198,9 @@ class RealtimeClient:
         timeout = self.settings.connect_timeout_s
         ws = await open_socket(self.settings)
         self._ws = ws
-        self._events = asyncio.Queue()
-        self._active, self._results, self._known, self._dropped = None, {}, set(), set()
+        self._events, self._queued_bytes = asyncio.Queue(), 0
+        self._room.set()
+        self._active, self._results, self._known, self._dropped = None, {}, {}, {}
         self._idle.set()
         self._reader = asyncio.create_task(self._read(ws))
         try:
@@ -205,28 +251,54 @@ class RealtimeClient:
         try:
             async for message in ws:
                 try:
-                    events = p.parse_server_event(message, self.settings.dialect)
+                    events = p.parse_server_event(message, self.settings.dialect, self.settings.max_frame_bytes)
                 except CloudError as err:
                     log.warning("%s", err.message)
                     continue
+                except Exception:  # noqa: BLE001 - a frame the parser missed loses that frame only
+                    log.exception("dropped a cloud frame the parser could not type")
+                    continue
                 for event in events:
                     if isinstance(event, p.ResponseCreated):
-                        self._known.add(event.response_id)
+                        _remember(self._known, event.response_id)
                     if isinstance(event, p.ResponseCreated) and event.conversation_id is not None:
                         self._active = event.response_id
                         self._idle.clear()
                     elif isinstance(event, p.ResponseDone) and self._active in (event.response_id, None):
                         self._active = None
                         self._idle.set()
-                    self._events.put_nowait(event)
+                    self._put(event)
+                # Flow control: while the turn is behind, stop reading; the socket's buffers and
+                # then TCP's window make the server wait, and nothing piles up here.
+                await self._room.wait()
             code, reason = ws.close_code, ws.close_reason or ""
         except websockets.ConnectionClosed as err:
             code, reason = (err.rcvd.code, err.rcvd.reason) if err.rcvd else (None, "")
+            if err.sent is not None and err.sent.code == 1009:  # we refused an oversized frame
+                code, reason = 1009, err.sent.reason
         if self._ws is ws:
             self._ws = None
         self._active = None
         self._idle.set()
-        self._events.put_nowait(_Closed(code, reason))
+        self._put(_Closed(code, reason))
+
+    def _put(self, event: QueueItem) -> None:
+        self._queued_bytes += _weight(event)
+        if self._queued_bytes > QUEUE_BYTES:
+            self._room.clear()
+        self._events.put_nowait(event)
+
+    def _taken(self, event: QueueItem) -> QueueItem:
+        self._queued_bytes = max(0, self._queued_bytes - _weight(event))
+        if self._queued_bytes <= QUEUE_BYTES // 2:
+            self._room.set()
+        return event
+
+    async def _get(self) -> QueueItem:
+        return self._taken(await self._events.get())
+
+    def _get_nowait(self) -> QueueItem:
+        return self._taken(self._events.get_nowait())
 
     async def _send(self, event: p.ClientEvent) -> str | None:
         if self._ws is None:
@@ -247,7 +319,7 @@ class RealtimeClient:
             with contextlib.suppress(TimeoutError, asyncio.CancelledError):
                 await asyncio.wait_for(asyncio.shield(self._reader), 1.0)
         while not self._events.empty():
-            event = self._events.get_nowait()
+            event = self._get_nowait()
             if isinstance(event, p.ServerError) and event.code == "session_expired":
                 return CloudError("cloud-expired", "the cloud session reached its maximum duration")
             if isinstance(event, _Closed):
@@ -255,15 +327,21 @@ class RealtimeClient:
         return CloudError("cloud-dropped", "the cloud connection closed while sending")
 
     async def _next(self, wait_s: float) -> p.ServerEvent | _Interrupt:
+        turn_left = math.inf if self._deadline is None else self._deadline - self.clock()
         try:
-            event = await asyncio.wait_for(self._events.get(), wait_s)
+            event = await asyncio.wait_for(self._get(), max(0.0, min(wait_s, turn_left)))
         except TimeoutError:
+            if turn_left <= wait_s:
+                raise self._late() from None
             raise CloudError("cloud-timeout", f"the cloud was silent for {wait_s:g} s") from None
         if isinstance(event, _Closed):
             raise closed_error(event.code)
         if isinstance(event, p.ServerError) and event.code == "session_expired":
             raise CloudError("cloud-expired", "the cloud session reached its maximum duration")
         return event
+
+    def _late(self) -> CloudError:
+        return CloudError("cloud-turn-timeout", f"the cloud turn took longer than {self.settings.turn_timeout_s:g} s")
 
     async def _expect(self, kind: type[Any], wait_s: float) -> Any:
         while True:
@@ -277,6 +355,9 @@ class RealtimeClient:
         """Send one utterance and play the reply; always returns, within bounded time."""
         if not self.settings.enabled:
             return CloudOutcome("failed", prompt="cloud_disabled", code="cloud-disabled")
+        return await self._abortable(self._turn(utterance))
+
+    async def _turn(self, utterance: bytes) -> CloudOutcome:
         self._begin_turn()
         started = self.clock()
         try:
@@ -298,6 +379,9 @@ class RealtimeClient:
         """A typed or locally transcribed request answered in text (no audio)."""
         if not self.settings.enabled:
             return CloudOutcome("failed", prompt="cloud_disabled", code="cloud-disabled")
+        return await self._abortable(self._text_turn(text))
+
+    async def _text_turn(self, text: str) -> CloudOutcome:
         self._begin_turn()
         try:
             await self.connect()
@@ -310,6 +394,35 @@ class RealtimeClient:
         self._touch()
         return outcome
 
+    async def _abortable(self, body: Coroutine[Any, Any, CloudOutcome]) -> CloudOutcome:
+        """Run a turn as its own task, so that `abort()` ends it wherever it waits."""
+        if self._aborted:
+            body.close()
+            return CloudOutcome("failed", code="cloud-shutdown")
+        task = self._turn_task = asyncio.create_task(body)
+        try:
+            return await task
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                raise  # our caller is being cancelled, not only this turn
+            # Shutting down: nothing to say (the service is stopping), only what was heard.
+            return CloudOutcome("failed", code="cloud-shutdown", played_ms=self._heard_ms)
+        finally:
+            self._turn_task = None
+
+    def abort(self) -> None:
+        """Shutdown: silence the reply and end the turn in progress now; later turns refuse.
+
+        Synchronous, so a signal handler can call it; `close()` then ends the session.
+        """
+        self._aborted = True
+        self._heard_ms += self._reply.stop().played_ms
+        self._reply = ReplyPlayer(self.sink, self.clock, self.settings.jitter_ms)
+        if self._turn_task is not None and not self._turn_task.done():
+            log.info("cloud turn aborted (shutdown)")
+            self._turn_task.cancel()
+
     async def side_task(self, text: str, instructions: str, purpose: str) -> str:
         """Out-of-band text answer about `text` that stays out of the conversation's history.
 
@@ -317,6 +430,13 @@ class RealtimeClient:
         """
         if not self.settings.enabled:
             raise CloudError("cloud-disabled", "the cloud is disabled in the settings")
+        self._deadline = self.clock() + self.settings.turn_timeout_s
+        try:
+            return await self._side_task(text, instructions, purpose)
+        finally:
+            self._deadline = None
+
+    async def _side_task(self, text: str, instructions: str, purpose: str) -> str:
         await self.connect()
         await self._send(p.UserText(text))
         item = await self._expect(p.ItemAdded, self.settings.response_timeout_s)
@@ -344,9 +464,11 @@ class RealtimeClient:
         self._interrupted = False
         self._reply = ReplyPlayer(self.sink, self.clock, self.settings.jitter_ms)
         self._heard_ms = 0
+        self._deadline = self.clock() + self.settings.turn_timeout_s
+        self._reply_ms, self._reply_bytes = 0.0, 0
         self._stale = set(self._known)
         while not self._events.empty():  # stale events of an earlier, finished turn
-            event = self._events.get_nowait()
+            event = self._get_nowait()
             if isinstance(event, _Closed):
                 self._ws = None
 
@@ -382,20 +504,37 @@ class RealtimeClient:
         mine: set[str] = set()
         names: dict[str, str] = {}
         calls: list[p.FunctionArgumentsDone] = []
+        rounds = 0
+        progress_at = self.clock()
         while True:
-            event = await self._next(self.settings.response_timeout_s)
+            # Inactivity: only events that carry this turn forward reset the clock, so a stream
+            # of unrelated or unknown events can't hold the turn open (the overall deadline can't
+            # be reset at all).
+            event = await self._next(progress_at + self.settings.response_timeout_s - self.clock())
             if isinstance(event, _Interrupt) or self._interrupted:
                 return self._outcome("interrupted", reply_text, user_text, results)
+            if _moves_turn(event, mine):
+                progress_at = self.clock()
             match event:
                 case p.ResponseCreated(response_id=rid, conversation_id=conv) if conv is not None:
                     mine.add(rid)
+                    progress_at = self.clock()
+                    if len(mine) > MAX_RESPONSES:
+                        raise CloudError("cloud-response-failed", f"over {MAX_RESPONSES} responses in one turn")
                 case p.OutputItemAdded(response_id=rid, item=item) if rid in mine and item.type == "function_call":
                     if item.call_id and item.name:
-                        names[item.call_id] = item.name
+                        _remember(names, item.call_id, item.name)
                 case p.FunctionArgumentsDone(response_id=rid) if rid in mine:
+                    if len(calls) >= 4 * MAX_CALLS:
+                        raise CloudError("cloud-response-failed", f"over {4 * MAX_CALLS} function calls in one response")
                     calls.append(event)
-                case p.AudioDelta(response_id=rid, item_id=item_id, audio=audio) if rid in mine and rid not in self._dropped:
-                    self._reply.delta(rid, item_id, audio)
+                case p.AudioDelta(response_id=rid, item_id=item_id, audio=audio):
+                    self._count_audio(len(audio), counts=rid in mine and rid not in self._dropped)
+                    if rid in mine and rid not in self._dropped:
+                        self._reply.delta(rid, item_id, audio)
+                        if self._reply.unplayed_ms > self.settings.max_buffered_s * 1000:
+                            await self._catch_up()
+                            progress_at = self.clock()  # our own wait, not the server's silence
                 case p.AudioDone(response_id=rid, item_id=item_id) if rid in mine:
                     self._reply.finish_item(item_id)
                 case p.TranscriptDelta(response_id=rid, delta=delta) | p.TextDelta(response_id=rid, delta=delta) if rid in mine:
@@ -423,6 +562,9 @@ class RealtimeClient:
                             return self._outcome("interrupted", reply_text, user_text, results)
                         continue
                     if calls:
+                        rounds += 1
+                        if rounds > MAX_TOOL_ROUNDS:
+                            raise CloudError("cloud-response-failed", f"over {MAX_TOOL_ROUNDS} tool rounds in one turn")
                         results.extend(await self._run_calls(calls, names))
                         calls = []
                         await self._wait_idle()
@@ -433,6 +575,34 @@ class RealtimeClient:
                     if ended == "speech":
                         continue  # server VAD: the user talked over the tail; their request is answered next
                     return self._outcome("ok" if ended == "played" else "interrupted", reply_text, user_text, results)
+
+    def _count_audio(self, size: int, *, counts: bool) -> None:
+        """The reply caps: bytes whatever response they claim, duration of what would be played."""
+        self._reply_bytes += size
+        if counts:
+            self._reply_ms += size / p.BYTES_PER_MS
+        if self._reply_bytes > self.settings.max_reply_bytes:
+            raise CloudError("cloud-reply-too-long", f"over {self.settings.max_reply_bytes} bytes of reply audio")
+        if self._reply_ms > self.settings.max_reply_s * 1000:
+            raise CloudError("cloud-reply-too-long", f"over {self.settings.max_reply_s:g} s of reply audio")
+
+    async def _catch_up(self) -> None:
+        """The reply is far ahead of the speaker: take no more until half of it has been heard.
+
+        Not reading is the point: the reader's queue fills, the reader stops reading, and the
+        transport's flow control holds the server back, so memory stays bounded.
+        """
+        loop = asyncio.get_running_loop()
+        limit = self.settings.max_buffered_s * 500
+        heard, progress_at = -1, loop.time()
+        while self._reply.unplayed_ms > limit and not self._interrupted:
+            if self._deadline is not None and self.clock() >= self._deadline:
+                raise self._late()
+            if self._reply.played_ms != heard:
+                heard, progress_at = self._reply.played_ms, loop.time()
+            elif loop.time() - progress_at > PLAYOUT_STALL_S:
+                raise CloudError("cloud-overflow", f"the speaker stopped with {self._reply.unplayed_ms} ms of reply queued")
+            await asyncio.sleep(PLAYOUT_POLL_S)
 
     async def _play_out(self) -> Literal["played", "interrupted", "speech"]:
         """Hold the turn open while the reply's tail plays.
@@ -445,13 +615,15 @@ class RealtimeClient:
         loop = asyncio.get_running_loop()
         heard, progress_at = -1, loop.time()
         while (left := self._reply.unplayed_ms) > 0 and not self._interrupted:
+            if self._deadline is not None and self.clock() >= self._deadline:
+                raise self._late()
             if self._reply.played_ms != heard:
                 heard, progress_at = self._reply.played_ms, loop.time()
             elif loop.time() - progress_at > PLAYOUT_STALL_S:
                 log.warning("the speaker stalled %d ms before the end of the cloud reply", left)
                 break
             try:
-                event = await asyncio.wait_for(self._events.get(), min(left / 1000, PLAYOUT_POLL_S))
+                event = await asyncio.wait_for(self._get(), min(left / 1000, PLAYOUT_POLL_S))
             except TimeoutError:
                 continue
             match event:
@@ -479,25 +651,45 @@ class RealtimeClient:
     async def _fail(self, err: CloudError) -> CloudOutcome:
         log.warning("cloud turn failed: %s (%s)", err.message, err.code, extra={"code": err.code})
         self._reply.discard()
+        if err.code == "cloud-reply-too-long":
+            # Play what was received up to the cap (bounded by max_buffered_s), then say why it stopped.
+            if self._ws is not None and self._active is not None:
+                with contextlib.suppress(CloudError):
+                    await self._send(p.ResponseCancel(self._active))
+            self._reply.end()
+            with contextlib.suppress(CloudError):
+                await self._play_out()
+        if err.code in ("cloud-turn-timeout", "cloud-overflow", "cloud-reply-too-long"):
+            self._heard_ms += self._reply.stop().played_ms  # past a bound nothing more plays
+            self._reply = ReplyPlayer(self.sink, self.clock, self.settings.jitter_ms)
+            await self.close()  # a server that broke a bound isn't trusted with the next turn
         if err.code == "cloud-timeout" and self._ws is not None and self._active is not None:
             with contextlib.suppress(CloudError):
                 await self._send(p.ResponseCancel(self._active))
         if err.code not in ("cloud-response-failed", "cloud-rate-limited") or self._ws is None:
             # After a silent server, a drop or an expiry the session can't be trusted: start fresh.
             await self.close()
-        return CloudOutcome("failed", prompt=PROMPTS.get(err.code, "cloud_error"), code=err.code)
+        return CloudOutcome("failed", prompt=PROMPTS.get(err.code, "cloud_error"), code=err.code, played_ms=self._heard_ms)
 
     async def _run_calls(self, calls: list[p.FunctionArgumentsDone], names: dict[str, str]) -> list[ToolResult]:
+        """Each call is validated and run alone: a bad one gets its own error, its siblings run."""
         results = []
-        for call in calls:
+        for index, call in enumerate(calls):
             name = call.name or names.get(call.call_id, "")
             result = self._results.get(call.call_id)
             if result is None:  # each call_id runs at most once (duplicated events, re-sends)
-                result = await run_tool(self.tools, call.call_id, name, call.arguments,
-                                        timeout_s=self.settings.tool_timeout_s)
-                self._results[call.call_id] = result
+                if index >= MAX_CALLS:
+                    result = ToolResult(call.call_id, name[:80], "error", {}, f"at most {MAX_CALLS} calls per response")
+                else:
+                    result = await run_tool(self.tools, call.call_id, name, call.arguments,
+                                            timeout_s=self.settings.tool_timeout_s)
+                _remember(self._results, call.call_id, result)
             results.append(result)
-            await self._send(p.FunctionCallOutput(call.call_id, tool_output(result)))
+            try:
+                output = tool_output(result)
+            except (TypeError, ValueError, RecursionError):
+                output = '{"ok":false,"error":"the result could not be encoded"}'
+            await self._send(p.FunctionCallOutput(call.call_id, output))
         return results
 
     # ------------------------------------------------------------ barge-in, idle
@@ -511,9 +703,10 @@ class RealtimeClient:
         self._reply = ReplyPlayer(self.sink, self.clock, self.settings.jitter_ms)
         self._heard_ms += heard.played_ms
         # Late deltas of what was playing are dropped by response id (they race the cancel).
-        self._dropped.update(heard.response_ids)
+        for rid in heard.response_ids:
+            _remember(self._dropped, rid)
         if self._active is not None:
-            self._dropped.add(self._active)
+            _remember(self._dropped, self._active)
         log.info("cloud reply interrupted (%s) after %d ms", reason, heard.played_ms)
         if not server_cancels:
             self._interrupted = True  # the turn ends here; with server VAD the next reply follows
@@ -534,6 +727,7 @@ class RealtimeClient:
 
     def _touch(self) -> None:
         self._busy = False
+        self._deadline = None
         self._last_activity = self.clock()
         if self._ws is not None and (self._idle_task is None or self._idle_task.done()):
             self._idle_task = asyncio.create_task(self._close_when_idle())
@@ -550,6 +744,13 @@ class RealtimeClient:
                 await self.close()
                 return
             await self._sleep(left)
+
+
+def _moves_turn(event: QueueItem, mine: set[str]) -> bool:
+    """Whether an event is progress on this turn (for the inactivity deadline)."""
+    if isinstance(event, p.InputTranscript | p.SpeechStarted | p.SpeechStopped | p.Committed):
+        return True
+    return getattr(event, "response_id", None) in mine
 
 
 def upsample(pcm16k: bytes) -> bytes:

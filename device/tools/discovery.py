@@ -23,6 +23,8 @@ from device.tools.abbreviations import ABBREVIATIONS, DEVICE_ABBREVIATIONS, ORIG
 COMPONENTS = frozenset(
     {"light", "switch", "lock", "cover", "climate", "fan", "scene", "sensor", "binary_sensor"}
 )
+GUARDED_COMPONENTS = frozenset({"alarm_control_panel"})
+"""Not driven by voxhome, but parsed: their command topics are guarded (an alias could disarm)."""
 MAX_PAYLOAD = 64 * 1024
 MAX_TOPIC = 256
 _ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
@@ -91,7 +93,7 @@ def parse_message(topic: str, payload: bytes, prefix: str = "homeassistant") -> 
     component, node_id, object_id = where
     if component == "device":
         return _parse_device_form(topic, object_id, raw)
-    if component not in COMPONENTS:
+    if component not in COMPONENTS | GUARDED_COMPONENTS:
         return []
     config = expand(raw)
     return [_entity(f"{component}/{node_id}/{object_id}", component, object_id, config)]
@@ -110,7 +112,7 @@ def _parse_device_form(topic: str, device_key: str, raw: dict[str, Any]) -> list
         platform = comp.get("platform")
         if not isinstance(platform, str):
             raise DiscoveryError(f"{topic}: component {comp_id!r} has no 'platform'")
-        if platform not in COMPONENTS or set(comp) <= {"platform"}:
+        if platform not in COMPONENTS | GUARDED_COMPONENTS or set(comp) <= {"platform"}:
             # A component reduced to {"p": ...} is how one component of a device is removed.
             continue
         # Shared keys (device, origin, availability, state_topic, '~') apply unless the component

@@ -34,6 +34,7 @@ from paho.mqtt.properties import Properties
 
 from device.errors import ToolError
 from device.settings import MqttSettings
+from device.tools.confirm import reserved_topic
 from device.tools.discovery import OwnTopics
 
 _LOGGER = logging.getLogger(__name__)
@@ -48,10 +49,16 @@ def backoff_delay(attempt: int, low: float, high: float, rng: random.Random) -> 
     return ceiling / 2 + rng.uniform(0, ceiling / 2)
 
 
-def check_command(topic: str, payload: bytes, allowed: frozenset[str]) -> None:
+def check_command(topic: str, payload: bytes, allowed: frozenset[str], prefix: str = "homeassistant") -> None:
     """Raise ToolError unless this is a publishable command (pure; the fuzz tests hammer it)."""
     if not topic or len(topic) > MAX_TOPIC or any(c in topic for c in "+#\x00"):
         raise ToolError("mqtt-topic", f"refusing to publish to an invalid topic {topic[:60]!r}")
+    why = reserved_topic(topic, prefix)
+    if why is not None:
+        raise ToolError("mqtt-reserved-topic", f"refusing to publish to {topic[:60]!r}: it is {why}")
+    if not payload:
+        # An empty message deletes a retained value (and, on a config topic, the entity).
+        raise ToolError("mqtt-payload", f"refusing to publish an empty payload to {topic[:60]!r}")
     if topic not in allowed:
         raise ToolError("mqtt-topic", f"refusing to publish to {topic[:60]!r}: not a known entity's command topic")
     if len(payload) > MAX_PAYLOAD:
@@ -313,7 +320,7 @@ class MqttClient:
         stayed down past the deadline; the command was never sent), `mqtt-timeout` (sent, but not
         acknowledged in time: it may still arrive once, within its message expiry).
         """
-        check_command(topic, payload, self._allowed())
+        check_command(topic, payload, self._allowed(), self.settings.discovery_prefix)
         if self._client is None:
             raise ToolError("mqtt-stopped", "the MQTT connection is not running")
         loop = asyncio.get_running_loop()

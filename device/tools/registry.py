@@ -17,7 +17,9 @@ from typing import Any
 
 from device.settings import HomeSettings
 from device.tools import state as state_mod
+from device.tools.confirm import reserved_topic
 from device.tools.discovery import (
+    GUARDED_COMPONENTS,
     DiscoveredEntity,
     DiscoveryError,
     Removal,
@@ -91,6 +93,10 @@ class Registry:
         """Discovery topics to leave alone (the speaker's own announcement)."""
         self._home = home or HomeSettings()
         self._entities: dict[str, Entity] = {}
+        self._guarded_only: dict[str, Entity] = {}
+        """Entities voxhome doesn't drive (alarm panels) whose command topics are still guarded."""
+        self.generation = 0
+        """Bumped whenever an entity is added, replaced or removed (caches key on it)."""
         self._by_key: dict[str, list[str]] = {}
         self._states: dict[str, EntityState] = {}
         self._listeners: list[Callable[[str], None]] = []
@@ -145,7 +151,11 @@ class Registry:
 
     def command_topics(self) -> frozenset[str]:
         """The allow-list: nothing else may ever be published for a tool call."""
-        return frozenset(t for e in self._entities.values() for t in e.command_topics)
+        return frozenset(t for e in self._entities.values() for t in e.command_topics if reserved_topic(t, self.prefix) is None)
+
+    def guarded_entities(self) -> list[Entity]:
+        """Every entity whose command topics the risk policy must know, driven or not."""
+        return [*self.entities(), *sorted(self._guarded_only.values(), key=lambda e: e.id)]
 
     def subscriptions(self) -> set[str]:
         """Topics to follow: discovery, HA's birth message, and every entity's state/availability."""
@@ -187,6 +197,8 @@ class Registry:
         old = self._by_key.pop(topic, [])
         for entity_id in old:
             self._entities.pop(entity_id, None)
+            self._guarded_only.pop(entity_id, None)
+        self.generation += 1
         if isinstance(parsed, Removal):
             if old:
                 _LOGGER.info("removed %s", ", ".join(old))
@@ -197,15 +209,40 @@ class Registry:
                 _LOGGER.warning("ignoring %s: more than %d entities", found.entity_id, MAX_ENTITIES)
                 break
             entity = self._from_discovery(found)
-            self._entities[entity.id] = entity
+            if not self._acceptable(topic, entity):
+                continue
+            if entity.component in GUARDED_COMPONENTS:
+                self._guarded_only[entity.id] = entity
+            else:
+                self._entities[entity.id] = entity
             added.append(entity.id)
         self._by_key[topic] = added
         return set(old) != set(added) or bool(added)
 
+    def _acceptable(self, topic: str, entity: Entity) -> bool:
+        """Refuse an entity that would make the speaker publish onto a reserved topic; flag one
+        that shares a command topic with another (it inherits that entity's risk, by topic)."""
+        for command_topic in sorted(entity.command_topics):
+            why = reserved_topic(command_topic, self.prefix)
+            if why is not None:
+                _LOGGER.warning(
+                    "refusing discovered %s from %s: its command topic %r is %s",
+                    entity.id, topic[:100], command_topic[:100], why, extra={"code": "discovery-reserved-topic"},
+                )
+                return False
+        for other in self.guarded_entities():
+            shared = entity.command_topics & other.command_topics
+            if shared:
+                _LOGGER.warning(
+                    "discovered %s shares command topic %s with %s; its commands count as %s's",
+                    entity.id, ", ".join(sorted(shared))[:200], other.id, other.id, extra={"code": "discovery-topic-alias"},
+                )
+        return True
+
     def _from_discovery(self, found: DiscoveredEntity) -> Entity:
         entity_id = found.entity_id
         n = 2
-        while entity_id in self._entities:
+        while entity_id in self._entities or entity_id in self._guarded_only:
             # Two devices that slug to the same id (two 'Kitchen' sensors) both stay reachable.
             entity_id = f"{found.entity_id}_{n}"
             n += 1

@@ -20,7 +20,7 @@ from device.errors import ToolError
 from device.events import ToolCall, ToolResult
 from device.tools import commands
 from device.tools.api import ToolSpec
-from device.tools.confirm import ConfirmPolicy
+from device.tools.confirm import ConfirmPolicy, Guard
 from device.tools.registry import Entity, Registry, normalise
 
 _LOGGER = logging.getLogger(__name__)
@@ -97,6 +97,8 @@ class HomeTools:
         self._on_result = on_result
         self._validators: dict[str, jsonschema.protocols.Validator] = {}
         self._validators_for: tuple[str, ...] | None = None
+        self._guard_map: dict[str, tuple[Guard, ...]] = {}
+        self._guards_for: int | None = None
 
     def specs(self) -> list[ToolSpec]:
         return tool_specs(self.registry)
@@ -137,10 +139,6 @@ class HomeTools:
             value = int(value)
         if action == "get_state":
             return self._get_state(call, targets)
-        risky = [e for e in targets if self.policy.needs_confirmation(e.id, e.component, action, e.device_class)]
-        if risky and not confirmed:
-            question = self.policy.prompt(_join(e.name for e in risky), action)
-            return ToolResult(call.call_id, call.name, "needs_confirmation", {"entities": [e.id for e in risky], "question": question}, question)
         built, skipped, first_error = [], [], None
         for entity in targets:
             try:
@@ -156,10 +154,46 @@ class HomeTools:
         if not built:
             assert first_error is not None
             raise first_error
+        if not confirmed:
+            asking = self._needs_confirmation(call, built, action)
+            if asking is not None:
+                return asking
         result = await self._run(call, built, action, value)
         if skipped:
             result.data["skipped"] = skipped
         return result
+
+    def _needs_confirmation(self, call: ToolCall, built: list[tuple[Entity, commands.Command]], action: str) -> ToolResult | None:
+        """By the entity's kind (unlock a lock) and by what would actually be published: a switch
+        whose command topic is the lock's needs the same yes (risk belongs to the target)."""
+        guards = self._guards()
+        risky: list[Entity] = []
+        reasons: list[str] = []
+        for entity, command in built:
+            if self.policy.needs_confirmation(entity.id, entity.component, action, entity.device_class):
+                risky.append(entity)
+                continue
+            for topic, payload in command.publishes:
+                reason = self.policy.publish_risk(topic, payload, guards)
+                if reason is not None:
+                    _LOGGER.warning("%s on %s needs a spoken yes: %s", call.name, entity.id, reason, extra={"code": "tool-risky-target"})
+                    risky.append(entity)
+                    reasons.append(reason)
+                    break
+        if not risky:
+            return None
+        question = self.policy.prompt(_join(e.name for e in risky), action)
+        data: dict[str, Any] = {"entities": [e.id for e in risky], "question": question}
+        if reasons:
+            data["reasons"] = reasons
+        return ToolResult(call.call_id, call.name, "needs_confirmation", data, question)
+
+    def _guards(self) -> dict[str, tuple[Guard, ...]]:
+        key = self.registry.generation
+        if key != self._guards_for:
+            self._guard_map = self.policy.guards(self.registry.guarded_entities())
+            self._guards_for = key
+        return self._guard_map
 
     def resolve(self, arguments: dict[str, Any], components: tuple[str, ...]) -> list[Entity]:
         """The entities a call means; ToolError('unknown-entity') names what wasn't found."""

@@ -67,6 +67,12 @@ ALIASES = {
 }
 """Prompt ids used by the assistant and the cloud client that share a recording."""
 NAMES = tuple(p.name for p in PROMPTS)
+_TEXTS = {p.name: p.text for p in PROMPTS}
+
+
+def prompt_text(name: str) -> str | None:
+    """What prompt `name` (or its alias) says; None for an earcon or an unknown name."""
+    return _TEXTS.get(ALIASES.get(name, name))
 
 
 def _tone(freqs: tuple[float, ...], note_ms: int, level: float = 0.3) -> np.ndarray:

@@ -1,9 +1,9 @@
-"""Local spoken answers ("the bedroom temperature is 21 degrees") from a Debian TTS engine.
+"""Spoken sentences from a Debian TTS engine run as a subprocess: espeak-ng, flite, festival.
 
-The engines run as subprocesses (no model hub, nothing downloaded): espeak-ng, flite, festival.
-espeak-ng is the default: measured by `voxhome bench tts` it starts fastest and
-has the lowest real-time factor of the three (numbers in the issue-8 report); flite sounds a little
-more natural and is the alternative (`voice.tts = "flite"`).
+Nothing is downloaded and no GPL code is linked in: each engine is a separate program. espeak-ng
+is the fallback voice whenever the neural voice (models.tts, `device.voice.neural`) is missing or
+broken, and the voice for languages without a packaged neural voice; flite and festival are
+alternatives (`[voice] engine`), compared by `voxhome bench tts`.
 """
 
 from __future__ import annotations
@@ -22,12 +22,12 @@ import numpy as np
 from device.errors import AudioError
 from hal.audio import SAMPLE_RATE
 from hal.source import read_audio_file
+from models.tts.text import clean
 
 _LOGGER = logging.getLogger(__name__)
 
 ENGINES = ("espeak-ng", "flite", "festival")
 TIMEOUT_S = 20.0
-MAX_TEXT = 600
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,13 +43,16 @@ class Speech:
         return len(self.audio) * 1000 // SAMPLE_RATE
 
 
-def _command(engine: str, text: str, out: Path) -> tuple[list[str], bytes | None]:
+DEFAULT_VOICES = {"espeak-ng": "en-us", "flite": "slt", "festival": "kal_diphone"}
+
+
+def _command(engine: str, voice: str, speed: float, text: str, out: Path) -> tuple[list[str], bytes | None]:
     if engine == "espeak-ng":
-        return ["espeak-ng", "-v", "en-us", "-s", "165", "-w", str(out), "--", text], None
+        return ["espeak-ng", "-v", voice, "-s", str(round(165 * speed)), "-w", str(out), "--", text], None
     if engine == "flite":
-        return ["flite", "-voice", "slt", "-t", text, "-o", str(out)], None
+        return ["flite", "--setf", f"duration_stretch={1 / speed:.2f}", "-voice", voice, "-t", text, "-o", str(out)], None
     if engine == "festival":
-        return ["text2wave", "-o", str(out)], text.encode()
+        return ["text2wave", "-eval", f"(voice_{voice})", "-o", str(out)], text.encode()
     raise AudioError("audio-tts", f"unknown TTS engine {engine!r} (have {', '.join(ENGINES)})")
 
 
@@ -61,24 +64,35 @@ def engine_available(engine: str) -> bool:
 class LocalTts:
     """Synchronous text → speech with one local engine."""
 
-    def __init__(self, engine: str = "espeak-ng", clock: Callable[[], float] = time.perf_counter) -> None:
+    neural = False
+
+    def __init__(
+        self,
+        engine: str = "espeak-ng",
+        clock: Callable[[], float] = time.perf_counter,
+        *,
+        voice: str = "",
+        speed: float = 1.0,
+    ) -> None:
         if engine not in ENGINES:
             raise AudioError("audio-tts", f"unknown TTS engine {engine!r} (have {', '.join(ENGINES)})")
         self.engine = engine
+        self.voice = voice or DEFAULT_VOICES[engine]
+        self.speed = speed
         self._clock = clock
 
+    @property
+    def name(self) -> str:
+        return f"{self.engine}:{self.voice}"
+
     def speak(self, text: str) -> Speech:
-        text = " ".join(text.split())
-        if not text:
-            raise AudioError("audio-tts", "nothing to say")
-        if len(text) > MAX_TEXT:
-            raise AudioError("audio-tts", f"text longer than {MAX_TEXT} characters")
+        text = clean(text)
         if not engine_available(self.engine):
             raise AudioError("audio-tts", f"TTS engine {self.engine} is not installed")
         start = self._clock()
         with tempfile.TemporaryDirectory(prefix="voxhome-tts-") as tmp:
             out = Path(tmp) / "speech.wav"
-            cmd, stdin = _command(self.engine, text, out)
+            cmd, stdin = _command(self.engine, self.voice, self.speed, text, out)
             try:
                 proc = subprocess.run(cmd, input=stdin, capture_output=True, timeout=TIMEOUT_S, check=False)
             except subprocess.TimeoutExpired:

@@ -190,7 +190,7 @@ class Speaker:
 
     def __init__(self, ms: int) -> None:
         self.spoken = threading.Event()
-        self._written = 0
+        self._written = 0.0
         self._ms = ms
         self.player = Player(NullOutput(realtime=True), reference=self._tap)
 

@@ -10,6 +10,7 @@ from device.errors import AudioError
 from device.events import AudioChunk, Say, ToolResult
 from device.settings import SpeakerSettings
 from device.voice.prompts import PromptBundle
+from device.voice.render import SpeechRenderer
 from device.voice.speaker import DeviceVoice, say_for_result
 from device.voice.tts import LocalTts
 from hal.audio import float_to_pcm16
@@ -141,7 +142,7 @@ def test_closed_player_refuses_audio() -> None:
 def test_device_voice_speaks_prompts_and_answers(prompt_bundle: Path, tmp_path: Path) -> None:
     wav = tmp_path / "voice.wav"
     player = Player(WavOutput(wav), SpeakerSettings(volume=1.0))
-    voice = DeviceVoice(player, PromptBundle(prompt_bundle), LocalTts("espeak-ng"))
+    voice = DeviceVoice(player, PromptBundle(prompt_bundle), SpeechRenderer(LocalTts("espeak-ng")))
     asked = voice.say(say_for_result(ToolResult("1", "unlock", "needs_confirmation", {})))
     answered = voice.say(say_for_result(ToolResult("2", "get_state", "ok", {}, "the bedroom is 21 degrees")))
     assert asked.prompt == "are_you_sure" and answered.text == "the bedroom is 21 degrees"
