@@ -17,7 +17,7 @@ from typing import Any
 
 from device.settings import HomeSettings
 from device.tools import state as state_mod
-from device.tools.confirm import reserved_topic
+from device.tools.confirm import OWN_PREFIX, reserved_topic
 from device.tools.discovery import (
     GUARDED_COMPONENTS,
     DiscoveredEntity,
@@ -225,8 +225,11 @@ class Registry:
         for command_topic in sorted(entity.command_topics):
             why = reserved_topic(command_topic, self.prefix)
             if why is not None:
-                _LOGGER.warning(
-                    "refusing discovered %s from %s: its command topic %r is %s",
+                # A speaker's own announcements (its mute switch) come back to it through discovery:
+                # expected, so not a warning; it is refused all the same (it is driven by voice directly).
+                level = logging.DEBUG if command_topic.startswith(OWN_PREFIX) else logging.WARNING
+                _LOGGER.log(
+                    level, "refusing discovered %s from %s: its command topic %r is %s",
                     entity.id, topic[:100], command_topic[:100], why, extra={"code": "discovery-reserved-topic"},
                 )
                 return False
