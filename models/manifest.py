@@ -183,3 +183,16 @@ def verify_bundle(bundle_dir: Path, *, hashes: bool = True) -> BundleManifest:
         if hashes and sha256_file(path) != entry.sha256:
             raise ModelError("model-corrupt", f"{path} does not match its sha256 in the manifest (corrupt or altered)")
     return manifest
+
+
+def deliver_bundle(bundle_dir: Path, out: Path | None) -> tuple[Path, BundleManifest]:
+    """What `voxhome models build … [--out DIR]` ends with: copy the (cached) bundle to `out` if
+    asked (never over an existing path), then verify what is there and return it."""
+    if out is not None:
+        if out.exists():
+            raise ModelError("model-build", f"{out} already exists")
+        import shutil
+
+        shutil.copytree(bundle_dir, out)
+        bundle_dir = out
+    return bundle_dir, verify_bundle(bundle_dir)

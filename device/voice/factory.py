@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
 from pathlib import Path
 
-from device.errors import ModelError
 from device.voice.prompts import build_prompt_bundle, cache_root, ensure_prompt_bundle
 from device.voice.tts import ENGINES
-from models.manifest import verify_bundle
+from models.manifest import deliver_bundle
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -28,12 +26,7 @@ def run(args: argparse.Namespace) -> int:
         bundle = build_prompt_bundle((args.cache_dir or cache_root()) / f"prompts-{build_key(args.engine)}", args.engine)
     else:
         bundle = ensure_prompt_bundle(args.engine, root=args.cache_dir)
-    if args.out:
-        if args.out.exists():
-            raise ModelError("model-build", f"{args.out} already exists")
-        shutil.copytree(bundle, args.out)
-        bundle = args.out
-    manifest = verify_bundle(bundle)
+    bundle, manifest = deliver_bundle(bundle, args.out)
     summary = {
         "bundle": str(bundle), "kind": manifest.kind, "version": manifest.version,
         "files": len(manifest.files), "bytes": sum(f.size for f in manifest.files),

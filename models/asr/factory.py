@@ -27,7 +27,7 @@ import numpy as np
 from device.errors import ModelError
 from hal.source import read_audio_file
 from models.asr.runner import DEFAULT_PAD_SECONDS, WhisperOnnx
-from models.manifest import Golden, sha256_file, verify_bundle, write_manifest
+from models.manifest import Golden, deliver_bundle, sha256_file, verify_bundle, write_manifest
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -174,12 +174,7 @@ def run(args: argparse.Namespace) -> int:
     bundle = ensure_asr_bundle(
         args.model_dir, root=args.cache_dir, pad_seconds=args.pad_seconds, per_channel=not args.per_tensor, force=args.force
     )
-    if args.out:
-        if args.out.exists():
-            raise ModelError("model-build", f"{args.out} already exists")
-        shutil.copytree(bundle, args.out)
-        bundle = args.out
-    manifest = verify_bundle(bundle)
+    bundle, manifest = deliver_bundle(bundle, args.out)
     size = sum(f.size for f in manifest.files)
     summary = {"bundle": str(bundle), "version": manifest.version, "files": len(manifest.files), "bytes": size}
     sys.stdout.write(json.dumps(summary) + "\n")

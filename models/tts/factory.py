@@ -21,7 +21,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from device.errors import ModelError, VoxError
-from models.manifest import BundleManifest, sha256_file, verify_bundle, write_manifest
+from models.manifest import (
+    BundleManifest,
+    deliver_bundle,
+    sha256_file,
+    verify_bundle,
+    write_manifest,
+)
 from models.tts.base import VoiceRunner
 
 _LOGGER = logging.getLogger(__name__)
@@ -161,12 +167,7 @@ def run(args: argparse.Namespace) -> int:
         bundle = build_tts_bundle(root / f"tts-{args.voice}-{build_key(args.voice)}", args.voice)
     else:
         bundle = ensure_tts_bundle(args.voice, root=root)
-    if args.out:
-        if args.out.exists():
-            raise ModelError("model-build", f"{args.out} already exists")
-        shutil.copytree(bundle, args.out)
-        bundle = args.out
-    manifest = verify_bundle(bundle)
+    bundle, manifest = deliver_bundle(bundle, args.out)
     summary = {
         "bundle": str(bundle), "kind": manifest.kind, "voice": manifest.metadata.get("voice"),
         "version": manifest.version, "files": len(manifest.files), "bytes": sum(f.size for f in manifest.files),
