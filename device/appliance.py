@@ -26,6 +26,7 @@ from device.cloud.decision import RouteDecider
 from device.cloud.realtime import RealtimeClient
 from device.errors import AudioError, HardwareError, OtaError, ToolError
 from device.events import ToolCall, ToolResult
+from device.intent.language import HomeLanguage
 from device.listening.frontend import Frontend
 from device.listening.pipeline import Pipeline
 from device.service import Service, open_source
@@ -33,6 +34,7 @@ from device.settings import Settings
 from device.system.notify import Notifier, Watchdog
 from device.system.telemetry import StatusReporter, TelemetryOutput
 from device.tools.api import ToolSpec
+from device.tools.registry import Registry
 from device.tools.session import HomeSession
 from device.voice.aec import EchoCancelledSource, EchoCanceller, ReferenceBuffer
 from device.voice.indicator import LedIndicator
@@ -178,6 +180,12 @@ async def open_home(settings: Settings, on_mute: Callable[[bool], None] | None =
     return home
 
 
+def build_language(settings: Settings, registry: Registry) -> HomeLanguage:
+    """The configured language's sentences over the home; a bad sentence file fails start-up."""
+    return HomeLanguage(registry, language=settings.intent.language, custom_dir=settings.intent.custom_sentences,
+                        area=settings.device.area)
+
+
 def open_speaker(settings: Settings) -> PlayerOutput:
     """The configured output; a speaker that can't be opened is reported, not fatal: the home
     commands still work, and `voxhome doctor` says what is wrong."""
@@ -307,7 +315,7 @@ async def run(
             listen=listen_via(service.inject),
             decider=RouteDecider(min_local_confidence=0.6, cloud_enabled=settings.cloud.enabled),
             recognizer=recognizer,
-            registry=home.registry if home is not None else None,
+            language=build_language(settings, home.registry) if home is not None else None,
             tools=home.tools if home is not None else None,
             cloud=cloud,
             cloud_confirmation=confirmation,

@@ -41,11 +41,11 @@ from device.events import (
     VoiceStopped,
 )
 from device.intent.answers import yes_or_no
+from device.intent.decision import Decision
 from device.intent.grammar import candidate_sentences
-from device.intent.parser import Decision, Understanding
-from device.intent.speaker import speaker_command
+from device.intent.language import HomeLanguage
+from device.intent.policy import Choice, choose
 from device.tools.api import ToolExecutor
-from device.tools.registry import Registry
 from device.voice.speaker import say_for_result
 from hal.audio import pcm16_to_float
 
@@ -76,6 +76,7 @@ class CloudTurns(Protocol):
 class _Pending:
     call: ToolCall
     message: str
+    decision: Decision | None = None
     asked_again: bool = False
     """An unclear answer ('I'm not sure') gets the question once more, then the action is off."""
 
@@ -88,7 +89,7 @@ class Assistant:
         listen: Callable[[int, str], None],
         decider: RouteDecider,
         recognizer: Recognizer | None = None,
-        registry: Registry | None = None,
+        language: HomeLanguage | None = None,
         tools: ToolExecutor | None = None,
         cloud: CloudTurns | None = None,
         cloud_confirmation: SpokenConfirmation | None = None,
@@ -99,7 +100,7 @@ class Assistant:
         self._listen = listen
         self._decider = decider
         self._recognizer = recognizer
-        self._registry = registry
+        self._language = language
         self._tools = tools
         self._cloud = cloud
         self._cloud_confirmation = cloud_confirmation
@@ -169,16 +170,17 @@ class Assistant:
             await self._emit(Routed("cloud", "answer to the cloud's confirmation question", "none", 1.0))
             await self._cloud_turn(utterance)
             return
-        control = speaker_command(text)
-        if control is not None:
-            await self._emit(Transcript(text, utterance.timestamp_ms))
-            await self._emit(Routed("local", "a command for the speaker itself", "speaker", 1.0))
-            await self._emit(SpeakerControl(control.action, control.value))
-            return
         decision = self._understand(text)
         command, command_confidence = None, 0.0
-        if decision is not None and decision.kind != "not_local" and text:
-            command, command_confidence, decision = await self._constrained(audio, decision)
+        if decision is not None and decision.kind in ("tool", "not_local") and text:
+            command, command_confidence, choice = await self._constrained(audio, decision)
+            _LOGGER.info("readings: %s (%s)", choice.verdict, choice.reason)
+            decision = choice.decision
+            if choice.verdict == "ask" and decision.call is not None:
+                await self._emit(Transcript(text, utterance.timestamp_ms, command=command, command_confidence=round(command_confidence, 3)))
+                await self._emit(Routed("local", choice.reason, "tool", round(decision.confidence, 3)))
+                await self._ask(decision)
+                return
         await self._emit(
             Transcript(text, utterance.timestamp_ms, command=command, command_confidence=round(command_confidence, 3))
         )
@@ -194,34 +196,27 @@ class Assistant:
             await self._emit(Say(prompt="cloud_disabled"))
 
     def _understand(self, text: str) -> Decision | None:
-        if self._registry is None or not text:
+        if self._language is None or not text:
             return None
-        return Understanding(self._registry).understand(text)
+        return self._language.understand(text)
 
-    async def _constrained(self, audio: np.ndarray, free: Decision) -> tuple[str | None, float, Decision]:
-        """Score the home's grammar; a confident grammar sentence that is a command wins over a
-        free transcript that is not (Whisper's free text drifts on short commands)."""
+    async def _constrained(self, audio: np.ndarray, free: Decision) -> tuple[str | None, float, Choice]:
+        """The home's best sentence for this audio, weighed against the free reading (policy.py)."""
         candidates = self._grammar()
         if self._recognizer is None or not candidates:
-            return None, 0.0, free
+            return None, 0.0, choose(free, None)
         sentence, confidence = await asyncio.to_thread(self._recognizer.best, audio, candidates)
         if confidence < self._min_command_confidence:
-            return sentence, confidence, free
-        constrained = self._understand(sentence)
-        if constrained is None or constrained.kind != "tool":
-            return sentence, confidence, free
-        if free.kind == "tool" and free.call == constrained.call:
-            return sentence, confidence, free
-        if free.kind == "tool" and free.confidence >= confidence:
-            return sentence, confidence, free
-        return sentence, confidence, Decision("tool", constrained.text, confidence, constrained.call, constrained.message, constrained.entities)
+            return sentence, confidence, choose(free, None)
+        return sentence, confidence, choose(free, self._understand(sentence))
 
     def _grammar(self) -> list[str]:
-        if self._registry is None:
+        if self._language is None:
             return []
-        key = tuple(e.id for e in self._registry.entities())
+        registry = self._language.registry
+        key = tuple(e.id for e in registry.entities())
         if self._candidates is None or self._candidates[0] != key:
-            sentences = candidate_sentences(self._registry)
+            sentences = candidate_sentences(registry)
             if len(sentences) > MAX_CANDIDATES:
                 _LOGGER.info("home grammar has %d sentences (> %d); constrained decoding off", len(sentences), MAX_CANDIDATES)
                 sentences = []
@@ -229,12 +224,22 @@ class Assistant:
         return self._candidates[1]
 
     async def _local(self, decision: Decision, utterance: VoiceStopped) -> None:
+        if decision.kind == "speaker" and decision.action is not None:
+            await self._emit(SpeakerControl(decision.action[0], int(decision.action[1])))
+            return
+        if decision.kind == "answer":
+            if decision.message:
+                await self._emit(Say(prompt="done", text=decision.message))
+            return
+        if decision.kind == "timer":
+            await self._emit(Say(prompt="error", text="I can't set timers yet."))
+            return
         if decision.kind == "reject" or decision.call is None:
             await self._emit(Say(prompt="unknown_device", text=decision.message))
             return
-        await self._run_tool(decision.call, confirmed=False, at_ms=utterance.timestamp_ms)
+        await self._run_tool(decision.call, confirmed=False, at_ms=utterance.timestamp_ms, decision=decision)
 
-    async def _run_tool(self, call: ToolCall, *, confirmed: bool, at_ms: int) -> None:
+    async def _run_tool(self, call: ToolCall, *, confirmed: bool, at_ms: int, decision: Decision | None = None) -> None:
         await self._emit(call)
         if self._tools is None:
             await self._emit(Error("tool-unavailable", "the home is not connected (MQTT is off)", at_ms))
@@ -242,13 +247,22 @@ class Assistant:
             return
         result = await self._tools.execute(call, confirmed=confirmed)
         await self._emit(result)
-        await self._answer(call, result)
+        await self._answer(call, result, decision)
 
-    async def _answer(self, call: ToolCall, result: ToolResult) -> None:
-        await self._emit(say_for_result(result))
+    async def _answer(self, call: ToolCall, result: ToolResult, decision: Decision | None) -> None:
+        said = self._language.answer(decision, result) if self._language is not None and decision is not None else None
+        await self._emit(Say(prompt="done", text=said) if said else say_for_result(result))
         if result.status == "needs_confirmation":
-            self._pending = _Pending(call, result.message)
+            self._pending = _Pending(call, result.message, decision=decision)
             self._listen(CONFIRM_TIMEOUT_MS, "confirm")
+
+    async def _ask(self, decision: Decision) -> None:
+        """Two readings that differ in a risky verb: the user says which, nothing moves before."""
+        assert decision.call is not None
+        question = f"Did you say {decision.text.rstrip('.?!')}?"
+        self._pending = _Pending(decision.call, question, decision=decision)
+        await self._emit(Say(prompt="are_you_sure", text=question))
+        self._listen(CONFIRM_TIMEOUT_MS, "confirm")
 
     async def _confirm(self, text: str, utterance: VoiceStopped) -> None:
         pending, self._pending = self._pending, None
@@ -256,9 +270,9 @@ class Assistant:
         answer = yes_or_no(text)
         await self._emit(Transcript(text, utterance.timestamp_ms))
         if answer is True:
-            await self._run_tool(pending.call, confirmed=True, at_ms=utterance.timestamp_ms)
+            await self._run_tool(pending.call, confirmed=True, at_ms=utterance.timestamp_ms, decision=pending.decision)
         elif answer is None and not pending.asked_again:
-            self._pending = _Pending(pending.call, pending.message, asked_again=True)
+            self._pending = _Pending(pending.call, pending.message, pending.decision, asked_again=True)
             await self._emit(Say(prompt="confirm", text=f"Please say yes or no. {pending.message}"))
             self._listen(CONFIRM_TIMEOUT_MS, "confirm")
         elif answer is None:

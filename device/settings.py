@@ -79,6 +79,8 @@ class DeviceSettings:
     name: str = "voxhome speaker"
     state_dir: str = "/var/lib/voxhome"
     """Model slots, OTA state and caches live here (the unit's only writable path)."""
+    area: str | None = None
+    """The room the speaker stands in: 'turn on the lights' and 'in here' mean this area."""
 
     def __post_init__(self) -> None:
         if not self.id or any(c in self.id for c in "/#+ ") or len(self.id) > 64:
@@ -204,6 +206,14 @@ class AsrSettings:
             raise ValueError("threads must be between 1 and 16")
         if not 0.0 <= self.min_confidence <= 1.0:
             raise ValueError("min_confidence must be between 0 and 1")
+
+
+@dataclass(frozen=True, slots=True)
+class IntentSettings:
+    language: str = "en"
+    """Sentences and answers come from home-assistant-intents for this language ('en', 'de', …)."""
+    custom_sentences: str | None = None
+    """A directory of the user's own hassil sentence files (like Home Assistant's custom_sentences)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -433,6 +443,7 @@ class Settings:
     wake: WakeSettings = field(default_factory=WakeSettings)
     vad: VadSettings = field(default_factory=VadSettings)
     asr: AsrSettings = field(default_factory=AsrSettings)
+    intent: IntentSettings = field(default_factory=IntentSettings)
     mqtt: MqttSettings = field(default_factory=MqttSettings)
     home: HomeSettings = field(default_factory=HomeSettings)
     cloud: CloudSettings = field(default_factory=CloudSettings)

@@ -10,10 +10,9 @@ import argparse
 import asyncio
 from typing import Any
 
-from device.appliance import build_voice, open_speaker
+from device.appliance import build_language, build_voice, open_speaker
 from device.cli.common import add_mqtt_option, print_json, settings_from_args
 from device.events import Say, Spoke, ToolCall
-from device.intent import Understanding
 from device.settings import Settings
 from device.tools.session import HomeSession
 from device.voice.speaker import say_for_result
@@ -38,7 +37,8 @@ def handle(args: argparse.Namespace) -> int:
 async def _say(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
     async with HomeSession(settings) as home:
-        decision = Understanding(home.registry).understand(args.text)
+        language = build_language(settings, home.registry)
+        decision = language.understand(args.text)
         if decision.kind == "tool" and decision.confidence < args.min_confidence:
             print_json({**decision.to_json(), "kind": "not_local", "reason": "low confidence"})
             return 0
@@ -46,11 +46,14 @@ async def _say(args: argparse.Namespace) -> int:
         if decision.call is None:
             if decision.kind == "reject":
                 await _speak(args, settings, Say(prompt="unknown_device", text=decision.message))
+            elif decision.kind == "answer" and decision.message:
+                await _speak(args, settings, Say(prompt="done", text=decision.message))
             return 0
         call = ToolCall(decision.call.name, decision.call.arguments, call_id="say-1", source="local")
         result = await home.tools.execute(call, confirmed=args.yes)
         print_json(result)
-        await _speak(args, settings, say_for_result(result))
+        answer = language.answer(decision, result)
+        await _speak(args, settings, Say(prompt="done", text=answer) if answer else say_for_result(result))
         return 1 if result.status == "error" else 0
 
 

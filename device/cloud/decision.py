@@ -15,9 +15,10 @@ from device.settings import CloudSettings
 
 log = logging.getLogger(__name__)
 
-LocalKind = Literal["tool", "not_local", "reject", "none"]
-"""What the local understanding made of it: a tool call, 'not about the home', a clear refusal
-("there is no sauna"), or nothing (no transcript)."""
+LocalKind = Literal["tool", "answer", "speaker", "timer", "not_local", "reject", "none"]
+"""What the local understanding made of it: a tool call, a local answer (the time), a command for
+the speaker itself or its timers, 'not about the home', a clear refusal ("there is no sauna"), or
+nothing (no transcript)."""
 Way = Literal["local", "cloud", "drop"]
 
 
@@ -52,6 +53,8 @@ class RouteDecider:
     def _decide(self, kind: LocalKind, confidence: float, asr_confidence: float) -> Route:
         if kind == "tool" and confidence >= self.min_local_confidence and asr_confidence >= self.min_asr_confidence:
             return Route("local", "confident local command")
+        if kind in ("answer", "speaker", "timer") and confidence >= self.min_local_confidence:
+            return Route("local", f"local {kind}")
         if kind == "reject" and confidence >= self.min_local_confidence:
             # A clear "the home has no such device" answer is local; guessing in the cloud is worse.
             return Route("local", "confident local refusal")

@@ -1,6 +1,6 @@
-"""Local understanding of home commands: transcript → tool call, "not local", or a clear rejection."""
+"""Local understanding of home commands: hassil over the home's sentence templates (language.py)."""
 
-from device.intent.grammar import candidate_sentences
-from device.intent.parser import Decision, Understanding
+from device.intent.decision import Decision, Meaning
+from device.intent.language import HomeLanguage
 
-__all__ = ["Decision", "Understanding", "candidate_sentences"]
+__all__ = ["Decision", "HomeLanguage", "Meaning"]

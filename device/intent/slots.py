@@ -9,11 +9,20 @@ for a kind of device (`requires_context: domain: light`), as in Home Assistant.
 
 from __future__ import annotations
 
+import re
+
 from hassil.intents import SlotList, TextSlotList
 
-from device.tools.registry import Entity, Registry, normalise
+from device.tools.registry import Entity, Registry
 
-_KIND_SWAPS = {"light": ("lamp", "lights"), "lamp": ("light",), "lights": ("light", "lamps")}
+
+def normalise(text: str) -> str:
+    """Lower case, words only, any script: 'Küchenlicht' stays 'küchenlicht' (the registry's own
+    ASCII key would make it 'k chenlicht', which nobody says)."""
+    return " ".join(re.findall(r"[^\W_]+(?:'[^\W_]+)?", text.casefold()))
+
+_KIND_SWAPS = {"light": ("lamp",), "lamp": ("light",)}
+"""Plurals are left out on purpose: 'the bedroom lights' means the room's lights, not one of them."""
 _KIND_WORDS = frozenset({"light", "lights", "lamp", "lamps", "fan", "switch", "lock", "door", "blinds", "sensor", "thermostat"})
 
 

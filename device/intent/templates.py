@@ -72,15 +72,16 @@ def _ha_data(language: str) -> dict[str, Any] | None:
     return get_intents(language)
 
 
-def load_templates(language: str, custom_dir: str | Path | None = None) -> Templates:
-    """HA + voxhome + the user's templates for `language`, merged and checked."""
+def load_templates(language: str, custom_dir: str | Path | None = None, *, own: bool = True) -> Templates:
+    """HA + voxhome + the user's templates for `language`, merged and checked (`own=False`:
+    HA's alone, the stock Home Assistant peer of the benchmarks)."""
     base = _ha_data(language)
     if base is None:
         raise ConfigError("intent-language", f"no sentences for language {language!r}; supported: {', '.join(supported_languages())}")
     merged: dict[str, Any] = copy.deepcopy(base)
     known_lists = set(merged.get("lists", {})) | HOME_LISTS
     known_rules = set(merged.get("expansion_rules", {}))
-    sources = [*own_files(language), *custom_files(custom_dir, language)]
+    sources = [*(own_files(language) if own else []), *custom_files(custom_dir, language)]
     loaded = [(path, _read(path)) for path in sources]
     for _path, data in loaded:
         known_lists |= set(data.get("lists", {}))

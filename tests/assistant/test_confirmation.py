@@ -10,7 +10,7 @@ from device.cloud.decision import RouteDecider
 from device.events import Say, ToolCall, ToolResult, VoiceStopped
 from device.tools.api import ToolSpec
 from tests.assistant.test_assistant import Outcome, ScriptedRecognizer
-from tests.home.conftest import demo_registry
+from tests.home.conftest import demo_language
 
 UNLOCK = ToolCall("unlock", {"entity": "lock.front_door"}, call_id="c1", source="cloud")
 
@@ -94,7 +94,7 @@ async def _conversation(answer: str) -> ConfirmingCloud:
     assistant = Assistant(
         emit=emit, listen=lambda ms, why: None, decider=RouteDecider(),
         recognizer=ScriptedRecognizer(["Could you let my friend in, please?", answer]),
-        registry=demo_registry(), tools=None, cloud=cloud, cloud_confirmation=confirmation,
+        language=demo_language(), tools=None, cloud=cloud, cloud_confirmation=confirmation,
     )
     for _ in range(2):
         await assistant.handle(VoiceStopped(0, 0, bytes(32000)))

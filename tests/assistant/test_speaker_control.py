@@ -1,34 +1,17 @@
-"""Volume and mute by voice, the wake chime and barge-in over the device's own voice."""
+"""Volume and mute by voice, the wake chime and barge-in over the device's own voice.
+
+What counts as a speaker command is understood by the language (tests/intent/test_language.py)."""
 
 from __future__ import annotations
 
 import pytest
 
 from device.events import Detection, Say, SpeakerControl, Spoke
-from device.intent.speaker import SpeakerCommand, speaker_command
 from device.voice.mute import MuteSwitch
 from device.voice.output import VoiceOutput
 from device.voice.prompts import PromptBundle
 from device.voice.speaker import DeviceVoice
 from hal.player import NullOutput, Player
-
-
-@pytest.mark.parametrize(
-    ("text", "command"),
-    [
-        ("Volume up.", SpeakerCommand("volume_step", 1)),
-        ("Make it louder, please.", SpeakerCommand("volume_step", 1)),
-        ("Turn the volume down", SpeakerCommand("volume_step", -1)),
-        ("Set the volume to four.", SpeakerCommand("volume_set", 4)),
-        ("set volume to 12", SpeakerCommand("volume_set", 10)),
-        ("Mute yourself.", SpeakerCommand("mute", 1)),
-        ("Turn on the kitchen light.", None),
-        ("Turn the heating down a bit.", None),
-        ("What's the volume of the sun?", None),
-    ],
-)
-def test_speaker_commands(text: str, command: SpeakerCommand | None) -> None:
-    assert speaker_command(text) == command
 
 
 class Harness:

@@ -3,6 +3,7 @@ running as a real process against the real broker."""
 
 from __future__ import annotations
 
+import functools
 import json
 import subprocess
 import sys
@@ -12,6 +13,8 @@ from typing import Any
 
 import pytest
 
+from device.intent.language import HomeLanguage
+from device.intent.templates import Templates, load_templates
 from device.settings import Settings, settings_from_dict
 from device.sim.broker import Mosquitto
 from device.tools.registry import Registry
@@ -31,6 +34,16 @@ def demo_registry() -> Registry:
     for c in data["configs"]:
         registry.handle(c["topic"], json.dumps(c["payload"]).encode())
     return registry
+
+
+@functools.cache
+def english() -> Templates:
+    """Loading and checking the sentence files takes ~0.2 s: once per test run is enough."""
+    return load_templates("en")
+
+
+def demo_language(registry: Registry | None = None, **options: Any) -> HomeLanguage:
+    return HomeLanguage(registry if registry is not None else demo_registry(), templates=english(), **options)
 
 
 @pytest.fixture

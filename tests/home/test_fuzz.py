@@ -11,13 +11,12 @@ from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
 from device.events import ToolCall
-from device.intent import Understanding
 from device.tools.abbreviations import ABBREVIATIONS
 from device.tools.discovery import COMPONENTS
 from device.tools.mqtt import check_command
 from device.tools.registry import Registry
 from device.tools.tools import _TOOLS, HomeTools
-from tests.home.conftest import demo_registry
+from tests.home.conftest import demo_language, demo_registry
 
 TOPICISH = st.sampled_from(["a/b", "#", "+", "a/+/b", "~/set", "x/~", "", "zigbee2mqtt/kitchen_light/set", "\x00", "a" * 300])
 SCALAR = st.one_of(st.none(), st.booleans(), st.integers(-10**6, 10**6), st.floats(allow_nan=True), st.text(max_size=30), TOPICISH)
@@ -57,7 +56,7 @@ def test_discovery_never_crashes_and_never_subscribes_wildcards(component: str, 
         assert not any(c in sub for c in "+#") or sub.startswith("homeassistant/") and sub.endswith("/config")
     for entity in registry.entities():
         assert entity.id.split(".")[0] == entity.component
-    Understanding(registry).understand("turn on the kitchen light")  # still usable
+    assert demo_language(registry).understand("turn on the kitchen light").kind in ("tool", "not_local", "reject")  # still usable
 
 
 ARG_VALUE = st.one_of(SCALAR, st.sampled_from(["kitchen light", "light.kitchen_light", "Bedroom", "all", "front door", "climate.thermostat", "sleep"]), st.lists(SCALAR, max_size=3))

@@ -1,0 +1,83 @@
+"""Rejection before action: decide from the free and the constrained reading together. Pure.
+
+The free transcript is what Whisper heard with no expectations; the constrained reading is the
+best sentence the home can hear. Either alone misleads: free decoding drifts on short commands
+("The thermostat of 21 degrees"), and constrained decoding always returns *some* home sentence,
+even for "what is the tallest mountain". So:
+
+- both readings agree on the action → act;
+- the constrained reading is a command and the audio supports it (its per-token log-probability is
+  close to the free reading's, or, without scores, the free words carry its content words) → act;
+- the two readings differ on a risky action (lock/unlock, open/close a garage) → ask, don't guess;
+- the free reading names something the home doesn't have → refuse locally, publish nothing;
+- otherwise → the cloud (or the free reading's own local answer).
+
+A wrong publish is worse than a miss, so every doubtful case falls to "not local".
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+from device.intent.decision import Decision
+
+Verdict = Literal["act", "ask", "free"]
+
+MAX_GAP = 0.35
+"""Largest per-token log-probability deficit of the constrained reading against the free one
+that still counts as 'the audio says this' (calibrated on the tuning voices; see bench e2e)."""
+MIN_OVERLAP = 0.5
+"""Without scores: the share of the constrained sentence's content words the free text carries."""
+_RISKY = {"unlock": "lock", "lock": "unlock", "open_cover": "close_cover", "close_cover": "open_cover"}
+_FILLER = frozenset("a an the to of in on at is are be it its it's my me please what whats what's set turn make "
+                    "can could you would i hey okay ok and for this that on off up down".split())
+
+
+@dataclass(frozen=True, slots=True)
+class Choice:
+    verdict: Verdict
+    decision: Decision
+    reason: str
+
+
+def choose(free: Decision, constrained: Decision | None, *, gap: float | None = None) -> Choice:
+    """`gap`: mean log-prob per token of the free reading minus the constrained one (≥ 0 when
+    the free reading is likelier), or None when the recognizer gives no scores."""
+    if constrained is None or constrained.kind != "tool" or constrained.call is None:
+        return Choice("free", free, "no home sentence fits")
+    if free.kind == "tool" and free.call == constrained.call:
+        return Choice("act", free, "both readings agree")
+    if free.kind == "tool" and free.call is not None and _RISKY.get(free.call.name) == constrained.call.name \
+            and free.call.arguments == constrained.call.arguments:
+        return Choice("ask", constrained, f"heard both {free.call.name} and {constrained.call.name}")
+    if free.kind == "reject" and (gap is None or gap > MAX_GAP / 2):
+        # 'the basement light' is not the thermostat: only audio that clearly says a home
+        # sentence ('the kitchen lied' → light) overrides a refusal, and text alone never does.
+        return Choice("free", free, "the free reading names something the home doesn't have")
+    if free.kind in ("answer", "speaker", "timer"):
+        return Choice("free", free, "the free reading is the speaker's own")
+    supported = gap <= MAX_GAP if gap is not None else overlap(free.text, constrained.text) >= MIN_OVERLAP
+    if not supported:
+        return Choice("free", free, "the audio doesn't support the home sentence")
+    if free.kind == "tool":
+        # Two different commands, both plausible: only the one the audio supports better acts.
+        return Choice("act", constrained if gap is not None and gap <= 0 else free, "two readings; the likelier acts")
+    return Choice("act", constrained, "the home sentence fits the audio")
+
+
+def overlap(free_text: str, sentence: str) -> float:
+    """Share of the sentence's content words found (fuzzily, in order) in the free text."""
+    want = _content(sentence)
+    if not want:
+        return 0.0
+    have = _content(free_text)
+    matcher = difflib.SequenceMatcher(a=want, b=have, autojunk=False)
+    return sum(block.size for block in matcher.get_matching_blocks()) / len(want)
+
+
+def _content(text: str) -> list[str]:
+    words = re.findall(r"[a-z0-9']+(?:\.\d+)?", text.lower().replace("%", " percent"))
+    return [w for w in words if w not in _FILLER]
