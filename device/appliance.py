@@ -33,6 +33,7 @@ from device.service import Service, open_source
 from device.settings import Settings
 from device.system.notify import Notifier, Watchdog
 from device.system.telemetry import StatusReporter, TelemetryOutput
+from device.timers.local import LocalTimers
 from device.tools.api import ToolSpec
 from device.tools.registry import Registry
 from device.tools.session import HomeSession
@@ -310,12 +311,15 @@ async def run(
         service = Service(
             source, frontend, [emit_and_speak], muted=lambda: mute.muted, on_frame=watchdog.kick,
         )
+        language = build_language(settings, home.registry if home is not None else Registry())
+        timers = LocalTimers(settings.device.state_dir, emit=emit_and_speak, responses=language.responses)
         assistant = Assistant(
             emit=emit_and_speak,
             listen=listen_via(service.inject),
             decider=RouteDecider(min_local_confidence=0.6, cloud_enabled=settings.cloud.enabled),
             recognizer=recognizer,
-            language=build_language(settings, home.registry) if home is not None else None,
+            language=language,
+            timers=timers,
             tools=home.tools if home is not None else None,
             cloud=cloud,
             cloud_confirmation=confirmation,
@@ -353,6 +357,7 @@ async def run(
 
         watcher = asyncio.create_task(watch_slots(settings, loaded, reload))
         reporter = asyncio.create_task(report_periodically(telemetry, settings.telemetry.interval_s))
+        ringer = asyncio.create_task(timers.run())
         telemetry.tick()  # the first retained status, before the first wake
         # Audio source open, models loaded, home connected (or reported): now we are a speaker.
         notifier.ready("listening")
@@ -373,6 +378,7 @@ async def run(
             watchdog.stop()
             watcher.cancel()
             reporter.cancel()
+            ringer.cancel()
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(sig)
             frontend.close()

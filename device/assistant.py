@@ -45,6 +45,7 @@ from device.intent.decision import Decision
 from device.intent.grammar import candidate_sentences
 from device.intent.language import HomeLanguage
 from device.intent.policy import Choice, choose
+from device.timers.local import LocalTimers
 from device.tools.api import ToolExecutor
 from device.voice.speaker import say_for_result
 from hal.audio import pcm16_to_float
@@ -93,6 +94,7 @@ class Assistant:
         tools: ToolExecutor | None = None,
         cloud: CloudTurns | None = None,
         cloud_confirmation: SpokenConfirmation | None = None,
+        timers: LocalTimers | None = None,
         min_command_confidence: float = 0.6,
         followup_ms: int = 5000,
     ) -> None:
@@ -104,6 +106,7 @@ class Assistant:
         self._tools = tools
         self._cloud = cloud
         self._cloud_confirmation = cloud_confirmation
+        self._timers = timers
         self._min_command_confidence = min_command_confidence
         self._followup_ms = followup_ms
         self._pending: _Pending | None = None
@@ -225,14 +228,23 @@ class Assistant:
 
     async def _local(self, decision: Decision, utterance: VoiceStopped) -> None:
         if decision.kind == "speaker" and decision.action is not None:
+            if decision.action[0] == "stop":
+                # 'stop' ends a timer's ring; with nothing ringing there is nothing to stop.
+                if self._timers is None or not self._timers.stop_ring():
+                    _LOGGER.info("'stop' with nothing ringing")
+                return
             await self._emit(SpeakerControl(decision.action[0], int(decision.action[1])))
             return
         if decision.kind == "answer":
             if decision.message:
                 await self._emit(Say(prompt="done", text=decision.message))
             return
-        if decision.kind == "timer":
-            await self._emit(Say(prompt="error", text="I can't set timers yet."))
+        if decision.kind == "timer" and decision.action is not None:
+            if self._timers is None:
+                await self._emit(Say(prompt="error", text="Timers aren't available on this speaker."))
+                return
+            area = self._language.area if self._language is not None else None
+            await self._emit(self._timers.handle(decision.action[0], decision.action[1], area=area))
             return
         if decision.kind == "reject" or decision.call is None:
             await self._emit(Say(prompt="unknown_device", text=decision.message))

@@ -45,3 +45,7 @@ class CloudError(VoxError):
 
 class OtaError(VoxError):
     """An update could not be verified, downloaded, installed or switched."""
+
+
+class TimerError(VoxError):
+    """A timer request can't be carried out: no such timer, several match, a bad duration, too many."""

@@ -31,8 +31,9 @@ import numpy as np
 
 from device.bench.conditions import CONDITIONS, SAMPLE_RATE, concat, condition, render, silence
 from device.bench.e2e_cases import HOME_FILE, Case, load_cases
+from device.bench.e2e_fresh import load_fresh
 from device.bench.e2e_home import build_home
-from device.bench.e2e_score import Observed, Report, score
+from device.bench.e2e_score import HEADER, Observed, Report, score
 from device.bench.voices import HELD_OUT_VOICES, TUNING_VOICES, Voice, available, voice_by_label
 
 WAKE_PHRASE = "okay nabu"
@@ -42,8 +43,9 @@ GAP_S = 6.5
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--part", choices=("held_out", "tuning", "all"), default="held_out",
-                        help="which sentences and voices (held-out: never tuned on)")
+    parser.add_argument("--part", choices=("held_out", "tuning", "all", "fresh"), default="held_out",
+                        help="which sentences and voices (held-out: never tuned on; fresh: the hand-written "
+                             "blind set e2e_fresh.json, held-out voices)")
     parser.add_argument("--cases", type=int, default=36, help="cases, stratified by kind (0 = every case of the part)")
     parser.add_argument("--conditions", default=",".join(CONDITIONS), help=f"comma list of {', '.join(CONDITIONS)}")
     parser.add_argument("--voices", default="", help="comma list of voice labels (default: the part's voices, rotated)")
@@ -52,10 +54,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-peer", action="store_true", help="skip the Home Assistant peer")
     parser.add_argument("--full", action="store_true", help="print the command for the whole set and exit")
     parser.add_argument("--show-wrong", type=int, default=20, help="list up to N wrong publishes")
+    parser.add_argument("--show-misses", action="store_true", help="print every missed case with what was heard")
 
 
 def select_cases(cases: list[Case], part: str, n: int, seed: int) -> list[Case]:
-    pool = [c for c in cases if part == "all" or c.held_out == (part == "held_out")]
+    pool = [c for c in cases if part == "all" or c.held_out == (part in ("held_out", "fresh"))]
     if n <= 0 or n >= len(pool):
         return pool
     rng = np.random.default_rng(seed)
@@ -75,7 +78,7 @@ def select_cases(cases: list[Case], part: str, n: int, seed: int) -> list[Case]:
 def part_voices(part: str, labels: str) -> list[Voice]:
     if labels:
         return [voice_by_label(v.strip()) for v in labels.split(",") if v.strip()]
-    voices = {"held_out": HELD_OUT_VOICES, "tuning": TUNING_VOICES}.get(part, TUNING_VOICES + HELD_OUT_VOICES)
+    voices = {"held_out": HELD_OUT_VOICES, "fresh": HELD_OUT_VOICES, "tuning": TUNING_VOICES}.get(part, TUNING_VOICES + HELD_OUT_VOICES)
     return [v for v in voices if available(v)]
 
 
@@ -260,17 +263,26 @@ def _render_batch(cases: list[Case], voices: list[Voice], cond_name: str, offset
     return spans, peer_audio
 
 
+def _out(line: str = "") -> None:
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
 def _print_report(name: str, report: Report, parts: list[str], show_wrong: int) -> None:
+    _out(f"## {name}")
     for part in parts:
-        for (p, _cond), _tally in sorted(report.by_condition.items()):
+        _out(f"by condition ({part})   {HEADER}")
+        for (p, cond), tally in sorted(report.by_condition.items()):
             if p == part:
-                pass
-        for (p, _kind), _tally in sorted(report.by_kind.items()):
+                _out(f"  {cond:22s} {tally.cells()}")
+        _out(f"by kind ({part})        {HEADER}")
+        for (p, kind), tally in sorted(report.by_kind.items()):
             if p == part:
-                pass
-    if report.wrong:
-        for _line in report.wrong[:show_wrong]:
-            pass
+                _out(f"  {kind:22s} {tally.cells()}")
+    _out(f"wrong publishes: {len(report.wrong)}")
+    for line in report.wrong[:show_wrong]:
+        _out(f"  WRONG {line}")
+    _out()
 
 
 def run(args: argparse.Namespace) -> int:
@@ -278,14 +290,17 @@ def run(args: argparse.Namespace) -> int:
     for c in conditions:
         condition(c)
     if args.full:
+        _out(f"{sys.argv[0]} bench e2e --part all --cases 0 --conditions {','.join(CONDITIONS)}")
         return 0
-    cases = select_cases(load_cases(), args.part, args.cases, args.seed)
+    cases = select_cases(load_fresh() if args.part == "fresh" else load_cases(), args.part, args.cases, args.seed)
     voices = part_voices(args.part, args.voices)
     if not voices:
+        sys.stderr.write("no voice of this part is installed (espeak-ng, flite, festival, hibari, piper)\n")
         return 2
     part_name = args.part
     ours, peer_report = Report(), Report()
-    time.monotonic()
+    started = time.monotonic()
+    _out(f"{len(cases)} cases × {len(conditions)} conditions, voices {', '.join(v.label for v in voices)}")
     with tempfile.TemporaryDirectory(prefix="voxhome-e2e-") as tmp, Rig(Path(tmp)) as rig:
         if args.text:
             for case in cases:
@@ -303,7 +318,11 @@ def run(args: argparse.Namespace) -> int:
             spans, peer_audio = _render_batch(cases, voices, cond_name, k, args.seed, wav)
             observed = rig.run_audio(wav, spans)
             for i, case in enumerate(cases):
-                ours.add(part_name, cond_name, case, score(case, observed[i]), peer_audio[i][1].label)
+                verdict = score(case, observed[i])
+                ours.add(part_name, cond_name, case, verdict, peer_audio[i][1].label)
+                if args.show_misses and verdict.result != "right":
+                    _out(f"  {verdict.result.upper()} {cond_name}/{peer_audio[i][1].label} {case.id} {case.text!r}: heard "
+                         f"{observed[i].transcript!r}, route {observed[i].route}; {verdict.detail}")
             for extra in observed[len(cases):]:
                 ours.wrong.append(f"{part_name}/{cond_name} outside any turn: {extra.publishes}")
             if peer is not None:
@@ -314,6 +333,7 @@ def run(args: argparse.Namespace) -> int:
                     text = normalize(whisper.transcribe(audio))
                     route, pubs = hass.understand(text)
                     peer_report.add(part_name, cond_name, case, score(case, Observed(concrete(pubs), route, True, text)), voice.label)
+    _out(f"({time.monotonic() - started:.0f} s)")
     _print_report("voxhome (voxhome run --audio)", ours, [part_name], args.show_wrong)
     if not args.no_peer:
         _print_report("peer (faster-whisper tiny.en int8 + hassil/home-assistant-intents)", peer_report, [part_name], args.show_wrong)

@@ -49,6 +49,8 @@ class Actions:
         intent = m.intent
         if intent in _TIMER_INTENTS:
             return Decision("timer", m.text, confidence, meaning=m, action=(_TIMER_INTENTS[intent], dict(m.values)))
+        if intent == "VoxStop":
+            return Decision("speaker", m.text, confidence, meaning=m, action=("stop", 0))
         if intent == "VoxSpeakerMute":
             return Decision("speaker", m.text, confidence, meaning=m, action=("mute", 1))
         if intent == "HassSetVolume" and "name" not in m.values:
@@ -286,7 +288,7 @@ _HANDLERS: dict[str, Callable[[Actions, Meaning], tuple[str, dict[str, Any]]]] =
 HOME_INTENTS = frozenset(_HANDLERS)
 """Intents that act on (or read) the home: the ones constrained decoding listens for."""
 LOCAL_INTENTS = HOME_INTENTS | set(_TIMER_INTENTS) | {
-    "VoxSpeakerMute", "HassSetVolume", "HassSetVolumeRelative", "HassGetCurrentTime", "HassGetCurrentDate", "HassNevermind",
+    "VoxStop", "VoxSpeakerMute", "HassSetVolume", "HassSetVolumeRelative", "HassGetCurrentTime", "HassGetCurrentDate", "HassNevermind",
 }
 
 

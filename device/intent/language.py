@@ -174,7 +174,9 @@ def _call_slots(call: ToolCall) -> dict[str, Any]:
 
 
 def _meaning(result: RecognizeResult, text: str) -> Meaning:
-    values = {k: v.value for k, v in result.entities.items()}
+    # hassil reads '5 minutes' as 5.0; answers say '5 minutes'.
+    values = {k: int(v.value) if isinstance(v.value, float) and v.value.is_integer() else v.value
+              for k, v in result.entities.items()}
     spoken = {k: str(v.text or "").strip() for k, v in result.entities.items()}
     metadata = result.intent_metadata or {}
     return Meaning(result.intent.name, text, values, spoken, result.response or "default", metadata.get("vox_kind") == "only")

@@ -41,6 +41,7 @@ PROMPTS: tuple[Prompt, ...] = (
     Prompt("wake", None),
     Prompt("done", None),
     Prompt("error", None),
+    Prompt("timer", None),
     Prompt("ok", "Okay."),
     Prompt("confirm", "Are you sure?"),
     Prompt("cancelled", "Okay, I won't."),
@@ -92,6 +93,8 @@ def earcon(name: str) -> np.ndarray:
         return _tone((880.0,), 160)
     if name == "error":
         return _tone((440.0, 330.0), 160)
+    if name == "timer":
+        return _tone((988.0, 784.0, 988.0, 784.0), 140)  # a ring, unlike any answer
     # A fallback tone whose pitch depends on the name, so two missing prompts still differ.
     pitch = 500.0 + int(hashlib.sha256(name.encode()).hexdigest()[:4], 16) % 400
     return _tone((pitch,), 250)
