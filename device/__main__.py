@@ -50,6 +50,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except VoxError as err:
         print(f"voxhome: error [{err.code}]: {err.message}", file=sys.stderr)
         return 2
+    except OSError as err:
+        # A path the config names that can't be written or read (a read-only or missing state
+        # directory, a device node that went away): one line that says which, not a traceback.
+        where = f" {err.filename}" if err.filename else ""
+        print(f"voxhome: error [io-error]: {err.strerror or err}:{where} (check the path and its permissions in the config)", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         return 130
 

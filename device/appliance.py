@@ -27,6 +27,7 @@ from device.cloud.realtime import RealtimeClient
 from device.errors import AudioError, HardwareError, OtaError, ToolError
 from device.events import ToolCall, ToolResult
 from device.intent.language import HomeLanguage
+from device.intent.templates import Templates, load_templates
 from device.listening.frontend import Frontend
 from device.listening.pipeline import Pipeline
 from device.service import Service, open_source
@@ -181,10 +182,14 @@ async def open_home(settings: Settings, on_mute: Callable[[bool], None] | None =
     return home
 
 
-def build_language(settings: Settings, registry: Registry) -> HomeLanguage:
-    """The configured language's sentences over the home; a bad sentence file fails start-up."""
-    return HomeLanguage(registry, language=settings.intent.language, custom_dir=settings.intent.custom_sentences,
-                        area=settings.device.area)
+def load_language(settings: Settings) -> Templates:
+    """The configured language's sentence files, checked: a bad one stops start-up, first."""
+    return load_templates(settings.intent.language, settings.intent.custom_sentences)
+
+
+def build_language(settings: Settings, registry: Registry, templates: Templates | None = None) -> HomeLanguage:
+    """The language's sentences over the home as it is now."""
+    return HomeLanguage(registry, templates=templates or load_language(settings), area=settings.device.area)
 
 
 def open_speaker(settings: Settings) -> PlayerOutput:
@@ -238,6 +243,7 @@ async def run(
     notifier = Notifier()
     watchdog = Watchdog(notifier)
     notifier.status("loading models")
+    templates = load_language(settings)
     live_mic = options.audio is None and settings.audio.mic.backend == "alsa"
     # Echo cancellation only where there is an echo: a live microphone near our own speaker.
     reference = ReferenceBuffer() if settings.voice.aec and live_mic else None
@@ -311,7 +317,7 @@ async def run(
         service = Service(
             source, frontend, [emit_and_speak], muted=lambda: mute.muted, on_frame=watchdog.kick,
         )
-        language = build_language(settings, home.registry if home is not None else Registry())
+        language = build_language(settings, home.registry if home is not None else Registry(), templates)
         timers = LocalTimers(settings.device.state_dir, emit=emit_and_speak, responses=language.responses)
         assistant = Assistant(
             emit=emit_and_speak,

@@ -237,15 +237,27 @@ class MqttSettings:
     """Extra entity ids that need a spoken confirmation (locks and garage covers always do)."""
 
     def __post_init__(self) -> None:
+        if not self.host.strip() or any(c.isspace() for c in self.host):
+            raise ValueError("host must be a host name or address, e.g. 'localhost' or '192.168.1.10'")
         if not 1 <= self.port <= 65535:
             raise ValueError("port must be between 1 and 65535")
+        if not 5 <= self.keepalive_s <= 3600:
+            raise ValueError("keepalive_s must be between 5 and 3600 seconds")
+        if self.tls:
+            # A missing certificate is a config mistake, found here rather than as an SSL traceback.
+            for name in ("ca_file", "cert_file", "key_file"):
+                value = getattr(self, name)
+                if value is not None and not os.path.isfile(value):
+                    raise ValueError(f"{name} {value!r} does not exist or is not a file")
+            if self.key_file is not None and self.cert_file is None:
+                raise ValueError("key_file needs cert_file")
         if not 0.1 <= self.command_timeout_s <= 60:
             raise ValueError("command_timeout_s must be between 0.1 and 60")
         if self.reconnect_min_s <= 0 or self.reconnect_max_s < self.reconnect_min_s:
             raise ValueError("reconnect_min_s must be > 0 and reconnect_max_s >= reconnect_min_s")
 
 
-_COMPONENTS = ("light", "switch", "lock", "cover", "climate", "fan", "scene", "sensor", "binary_sensor")
+_COMPONENTS = ("light", "switch", "lock", "cover", "climate", "fan", "scene", "sensor", "binary_sensor", "media_player")
 
 
 @dataclass(frozen=True, slots=True)
@@ -477,6 +489,8 @@ def load_settings(path: Path | str | None, *, required: bool = False) -> Setting
         data = tomllib.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
         raise ConfigError("config-syntax", f"{path}: not valid TOML: {err}") from None
+    except RecursionError:
+        raise ConfigError("config-syntax", f"{path}: not valid TOML: arrays or tables nested too deeply") from None
     return settings_from_dict(data, source=str(path))
 
 

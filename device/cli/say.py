@@ -10,7 +10,7 @@ import argparse
 import asyncio
 from typing import Any
 
-from device.appliance import build_language, build_voice, open_speaker
+from device.appliance import build_language, build_voice, load_language, open_speaker
 from device.cli.common import add_mqtt_option, print_json, settings_from_args
 from device.events import Say, Spoke, ToolCall
 from device.settings import Settings
@@ -36,8 +36,9 @@ def handle(args: argparse.Namespace) -> int:
 
 async def _say(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
+    templates = load_language(settings)  # a bad sentence file is found before the broker is tried
     async with HomeSession(settings) as home:
-        language = build_language(settings, home.registry)
+        language = build_language(settings, home.registry, templates)
         decision = language.understand(args.text)
         if decision.kind == "tool" and decision.confidence < args.min_confidence:
             print_json({**decision.to_json(), "kind": "not_local", "reason": "low confidence"})

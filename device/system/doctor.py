@@ -97,6 +97,18 @@ def check_frontend(settings: Settings) -> Check:
     return Check("front end", "ok", f"wake words {', '.join(detector.words)}; Silero VAD")
 
 
+def check_language(settings: Settings) -> Check:
+    """The configured language's sentences, voxhome's and the user's custom sentence files load."""
+    from device.intent.templates import load_templates
+
+    try:
+        templates = load_templates(settings.intent.language, settings.intent.custom_sentences)
+    except VoxError as err:
+        return Check("language", "fail", f"{err.code}: {err.message}",
+                     "fix the named sentence file, or set [intent] language to a supported one")
+    return Check("language", "ok", f"{templates.language}: {len(templates.intents.intents)} intents, {len(templates.files)} sentence files")
+
+
 def check_models(bundles: Iterable[Path]) -> list[Check]:
     from models.manifest import verify_bundle
 
@@ -243,7 +255,7 @@ def run_checks(
     bundles: list[Path] | None = None,
     now: Callable[[], datetime.datetime] = lambda: datetime.datetime.now(datetime.UTC),
 ) -> list[Check]:
-    checks = [check_audio(settings), check_speaker(settings), check_frontend(settings)]
+    checks = [check_audio(settings), check_speaker(settings), check_frontend(settings), check_language(settings)]
     checks += check_models(find_bundles(settings) if bundles is None else bundles)
     checks += [
         check_broker(settings),
