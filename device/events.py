@@ -50,11 +50,19 @@ class AudioStop:
 
 @dataclass(frozen=True, slots=True)
 class Detection:
-    """A wake word was heard: which, how sure, and when its audio ended."""
+    """A wake word was heard: which, how sure, when it was decided, and where its audio ended."""
 
     word: str
     score: float
     timestamp_ms: int
+    """When the detector decided (it lags the word's end by ~100-300 ms)."""
+    end_ms: int = -1
+    """The detector's estimate of where the wake word's audio ends (audio time), so the command
+    can start there; -1 (the default) means unknown and becomes `timestamp_ms`."""
+
+    def __post_init__(self) -> None:
+        if self.end_ms < 0:
+            object.__setattr__(self, "end_ms", self.timestamp_ms)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,8 +1,10 @@
 """The always-on front end: runs the models on each audio chunk and feeds the pipeline.
 
 Wake words run on every chunk; the VAD runs only while the pipeline is listening (after a wake
-word), and restarts from a clean state each time, so its windows line up with audio time from
-the moment listening began. Synchronous: the service calls it, and so do the benchmarks.
+word), and restarts from a clean state each time. It starts on the pipeline's backlog (the
+pre-roll, which holds the wake word and the pause after it: that is where the command is cut),
+so its windows line up with audio time from the start of that backlog. Synchronous: the
+service calls it, and so do the benchmarks.
 """
 
 from __future__ import annotations
@@ -31,7 +33,10 @@ class Frontend:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Frontend:
-        return cls(WakeWordDetector.from_settings(settings.wake), SileroVad.from_builtin(), Pipeline(settings.vad))
+        # The VAD first: if it can't load, no TFLite interpreter exists yet whose destructor,
+        # run while the error unwinds, would replace the real error with a bare SystemError.
+        vad = SileroVad.from_builtin()
+        return cls(WakeWordDetector.from_settings(settings.wake), vad, Pipeline(settings.vad))
 
     def process(self, chunk: AudioChunk) -> list[Event]:
         out: list[Event] = []
@@ -41,12 +46,16 @@ class Frontend:
         if not self.pipeline.wants_vad():
             self._vad_origin_ms = None
             return out
+        audio = chunk.audio
         if self._vad_origin_ms is None:
             self.vad.reset()
-            self._vad_origin_ms = chunk.timestamp_ms
+            # The backlog ends with this chunk (the pipeline kept it), so nothing is scored twice.
+            backlog = self.pipeline.backlog() or [chunk]
+            self._vad_origin_ms = backlog[0].timestamp_ms
             self._vad_windows = 0
+            audio = b"".join(c.audio for c in backlog)
         window_ms = self.vad.window_samples * 1000 // 16000
-        for probability in self.vad.process_streaming(chunk.audio):
+        for probability in self.vad.process_streaming(audio):
             start = self._vad_origin_ms + self._vad_windows * self.vad.window_samples * 1000 // 16000
             self._vad_windows += 1
             self.vad_windows_run += 1

@@ -5,8 +5,11 @@
 
 While IDLE only the wake words run; `wants_vad` tells the front end to run the VAD only while
 LISTENING, so the always-on cost is the wake words alone. A ring buffer of `preroll_ms` audio is
-kept while idle and becomes the start of the utterance, so a command spoken straight after the
-wake word (before the detection fired) keeps its first syllable.
+kept while idle: at a detection the front end runs the VAD over it (`backlog`), and the
+utterance starts where the wake word's audio ends (`wakecut.wake_cut_ms`), so a command spoken
+before the detection fired keeps its first syllable and none of the wake word is left in it.
+The pre-roll's VAD windows only place the cut; the segmenter sees the windows from the
+detection on, so the wake word itself is never taken for the command.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ import logging
 from collections import deque
 
 from device.events import (
+    SAMPLE_RATE,
+    SAMPLE_WIDTH,
     AudioChunk,
     AudioStop,
     Detection,
@@ -27,6 +32,7 @@ from device.events import (
     VoiceStopped,
 )
 from device.listening.segmenter import Ended, Segmenter, Started, TimedOut
+from device.listening.wakecut import keep_until_ms, wake_cut_ms
 from device.settings import VadSettings
 
 _LOGGER = logging.getLogger(__name__)
@@ -48,6 +54,8 @@ class Pipeline:
         self._utterance: list[AudioChunk] = []
         self._utterance_ms = 0
         self._segmenter: Segmenter | None = None
+        self._wake: Detection | None = None
+        self._wake_windows: list[SpeechProbability] = []
 
     def wants_vad(self) -> bool:
         return self.state is State.LISTENING
@@ -67,6 +75,10 @@ class Pipeline:
                 return [*self._stop(event.timestamp_ms), event]
             case _:
                 return []
+
+    def backlog(self) -> list[AudioChunk]:
+        """The utterance's audio so far (the pre-roll after a detection), for the VAD to catch up on."""
+        return list(self._utterance)
 
     def _audio(self, chunk: AudioChunk) -> None:
         if self.state is State.IDLE:
@@ -91,6 +103,8 @@ class Pipeline:
         self._ring.clear()
         self._ring_ms = 0
         self._segmenter = Segmenter(self._vad, detection.timestamp_ms)
+        self._wake = detection
+        self._wake_windows = []
         return [detection]
 
     def _start_listening(self, event: StartListening) -> list[Event]:
@@ -110,6 +124,11 @@ class Pipeline:
     def _speech(self, window: SpeechProbability) -> list[Event]:
         if self._segmenter is None:
             return []
+        if self._wake is not None:
+            if window.timestamp_ms <= keep_until_ms(self._wake):
+                self._wake_windows.append(window)
+            if window.end_ms <= self._wake.timestamp_ms:
+                return []  # the pre-roll: it holds the wake word, which is not the command
         return self._apply(self._segmenter.process(window.timestamp_ms, window.duration_ms, window.probability))
 
     def _stop(self, at_ms: int) -> list[Event]:
@@ -125,7 +144,10 @@ class Pipeline:
                     out.append(VoiceStarted(timestamp_ms=start_ms))
                 case Ended(end_ms, decided_ms, reason):
                     start = self._utterance[0].timestamp_ms if self._utterance else end_ms
-                    audio = b"".join(c.audio for c in self._utterance if c.timestamp_ms < decided_ms)
+                    if self._wake is not None:
+                        start = max(start, wake_cut_ms(self._wake, self._wake_windows, self._vad.threshold))
+                        _LOGGER.debug("command starts at %d ms (wake word decided at %d ms)", start, self._wake.timestamp_ms)
+                    audio = self._audio_between(start, decided_ms)
                     _LOGGER.info("speech ended at %d ms (%s), decided at %d ms", end_ms, reason, decided_ms)
                     out.append(VoiceStopped(timestamp_ms=end_ms, start_ms=start, audio=audio, reason=reason))
                     self._to_idle()
@@ -135,8 +157,20 @@ class Pipeline:
                     self._to_idle()
         return out
 
+    def _audio_between(self, start_ms: int, before_ms: int) -> bytes:
+        """The utterance from `start_ms` (to the sample) up to the chunk that starts at `before_ms`."""
+        parts: list[bytes] = []
+        for chunk in self._utterance:
+            if chunk.timestamp_ms >= before_ms or chunk.end_ms <= start_ms:
+                continue
+            skip = max(0, start_ms - chunk.timestamp_ms) * SAMPLE_RATE // 1000 * SAMPLE_WIDTH
+            parts.append(chunk.audio[skip:])
+        return b"".join(parts)
+
     def _to_idle(self) -> None:
         self.state = State.IDLE
         self._segmenter = None
+        self._wake = None
+        self._wake_windows = []
         self._utterance = []
         self._utterance_ms = 0

@@ -19,7 +19,7 @@ from hal.audio import float_to_pcm16, frames_from_pcm
 from hal.source import FileSource, PcmSource
 from models.vad import SileroVad
 from models.wake import WakeWordDetector
-from tests.frontend.conftest import pcm, silence, speech
+from tests.frontend.conftest import active_end_s, pcm, silence, speech
 
 
 def make_frontend(four_words: WakeWordDetector, vad: VadSettings | None = None) -> Frontend:
@@ -50,8 +50,12 @@ def test_wake_then_command_cut_out(four_words: WakeWordDetector, command_clip: t
     assert isinstance(started, VoiceStarted) and started.timestamp_ms > wake.timestamp_ms - 300
     assert isinstance(stopped, VoiceStopped) and stopped.reason == "silence"
     assert abs(stopped.timestamp_ms - 1000 * true_end_s) <= 300
-    # The utterance holds the pre-roll from before the detection and runs past the true end.
-    assert stopped.start_ms <= wake.timestamp_ms - VadSettings().preroll_ms + 10
+    # The utterance starts in the pause after the wake word (not in the pre-roll that holds the
+    # word: lead 0.7 s, the word, 0.4 s of pause, the command) and runs past the true end.
+    word = speech("okay nabu")
+    word_end_ms = 1000 * active_end_s(word, 0.7)
+    command_start_ms = 1000 * (0.7 + len(word) / 16000 + 0.4)
+    assert word_end_ms <= stopped.start_ms < command_start_ms
     assert stopped.start_ms + len(stopped.audio) // 32 >= 1000 * true_end_s
 
 
@@ -64,7 +68,8 @@ def test_vad_runs_only_after_a_wake_word(four_words: WakeWordDetector) -> None:
     events = run_frames(frontend, pcm(silence(0.3), speech("okay nabu"), silence(6.0)))
     assert [type(e).__name__ for e in control(events)] == ["Detection", "ListenTimeout"]
     # VAD ran for the listening span only (≈ the 5 s start timeout), not the whole 7 s file.
-    assert 140 <= frontend.vad_windows_run <= 5000 // 32 + 2
+    # (+ the pre-roll, where it finds the pause after the wake word.)
+    assert 140 <= frontend.vad_windows_run <= (5000 + VadSettings().preroll_ms) // 32 + 2
 
 
 def test_service_ends_by_itself_at_the_end_of_a_file(four_words: WakeWordDetector, command_wav: Path) -> None:
