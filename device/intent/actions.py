@@ -67,7 +67,7 @@ class Actions:
             return Decision("answer", m.text, confidence, meaning=m, message=text or now.strftime("%H:%M"))
         if intent == "HassNevermind":
             return Decision("answer", m.text, confidence, meaning=m, message="")
-        handler = _HANDLERS.get(intent)
+        handler = _HANDLERS.get(intent) or _HANDLERS_NAMED.get(intent)
         if handler is None:
             return Decision("not_local", m.text, 0.9, meaning=m)
         try:
@@ -174,7 +174,9 @@ def _light_set(a: Actions, m: Meaning) -> tuple[str, dict[str, Any]]:
         return "set_brightness", {**target, "brightness": int(max(0, min(100, _number(m.values["brightness"], 100))))}
     if "temperature" in m.values:
         return "set_color_temp", {**target, "kelvin": _kelvin(m.values["temperature"])}
-    raise _Refusal("I can't change the colour of lights yet.")
+    if "color" in m.values:
+        return "set_color", {**target, "color": str(m.values["color"])}
+    raise _Refusal("What should I set it to?")
 
 
 def _light_step(a: Actions, m: Meaning) -> tuple[str, dict[str, Any]]:
@@ -251,8 +253,24 @@ def _cover_position(a: Actions, m: Meaning) -> tuple[str, dict[str, Any]]:
     return "set_cover_position", {**target, "position": int(max(0, min(100, _number(m.values.get("position"), 50))))}
 
 
+def _media(tool: str) -> Callable[[Actions, Meaning], tuple[str, dict[str, Any]]]:
+    def handle(a: Actions, m: Meaning) -> tuple[str, dict[str, Any]]:
+        return tool, a.target(m, ("media_player",), area_ok=False)
+    return handle
+
+
+def _media_volume(a: Actions, m: Meaning) -> tuple[str, dict[str, Any]]:
+    target = a.target(m, ("media_player",), area_ok=False)
+    if "volume_level" in m.values:
+        volume = _number(m.values["volume_level"], 50)
+    else:
+        step = -10 if str(m.values.get("volume_step")) == "down" else 10
+        volume = a.value(target["entity"], "volume", 50) + step
+    return "set_media_volume", {**target, "volume": int(max(0, min(100, volume)))}
+
+
 def _get_state(a: Actions, m: Meaning) -> tuple[str, dict[str, Any]]:
-    readable = ("light", "switch", "fan", "climate", "lock", "cover", "sensor", "binary_sensor")
+    readable = ("light", "switch", "fan", "climate", "lock", "cover", "sensor", "binary_sensor", "media_player")
     return "get_state", a.target(m, readable, area_ok=False)
 
 
@@ -284,8 +302,12 @@ _HANDLERS: dict[str, Callable[[Actions, Meaning], tuple[str, dict[str, Any]]]] =
     "HassFanSetSpeed": _fan_speed, "VoxSetFanPreset": _fan_preset, "VoxFanStep": _fan_step,
     "VoxStopCover": _cover_stop, "HassSetPosition": _cover_position,
     "HassGetState": _get_state, "HassClimateGetTemperature": _get_temperature,
+    "HassMediaPause": _media("media_pause"), "HassMediaUnpause": _media("media_play"),
+    "HassMediaNext": _media("media_next"), "HassMediaPrevious": _media("media_previous"),
 }
-HOME_INTENTS = frozenset(_HANDLERS)
+# Volume with a player's name is the player's; without one it is the speaker's own (decide()).
+_HANDLERS_NAMED = {"HassSetVolume": _media_volume, "HassSetVolumeRelative": _media_volume}
+HOME_INTENTS = frozenset(_HANDLERS) | frozenset(_HANDLERS_NAMED)
 """Intents that act on (or read) the home: the ones constrained decoding listens for."""
 LOCAL_INTENTS = HOME_INTENTS | set(_TIMER_INTENTS) | {
     "VoxStop", "VoxSpeakerMute", "HassSetVolume", "HassSetVolumeRelative", "HassGetCurrentTime", "HassGetCurrentDate", "HassNevermind",

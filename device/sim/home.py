@@ -20,7 +20,7 @@ from typing import Any
 
 from device.errors import ConfigError
 from device.tools.discovery import DiscoveryError, Removal, parse_message
-from device.tools.registry import Entity
+from device.tools.registry import Entity, is_command_key
 
 _LOGGER = logging.getLogger(__name__)
 Message = tuple[str, bytes]
@@ -73,7 +73,7 @@ class VirtualHome:
 
     def _device(self, e: Entity, topic: str, text: str) -> list[Message]:
         c, st = e.config, self.state[e.id]
-        key = next(k for k, v in c.items() if v == topic and (k.endswith("command_topic") or k == "set_position_topic"))
+        key = next(k for k, v in c.items() if v == topic and is_command_key(e.component, k))
         if e.component == "light" and c.get("schema") == "json":
             try:
                 body = json.loads(text)
@@ -81,16 +81,25 @@ class VirtualHome:
                 return []
             if not isinstance(body, dict):
                 return []
-            for k in ("state", "brightness", "color_temp"):
+            for k in ("state", "brightness", "color_temp", "color"):
                 if k in body:
                     st[k] = body[k]
+            if isinstance(body.get("color"), dict):
+                st["color_mode"] = next((m for m, keys in (("hs", "h"), ("rgb", "r"), ("xy", "x")) if keys in body["color"]), "xy")
+            elif "color_temp" in body:
+                st["color_mode"] = "color_temp"
             return [(c["state_topic"], json.dumps(st).encode())]
         if e.component == "scene":
             return []
+        if e.component == "media_player":
+            return self._media(e, key, text)
         answers = {
             "command_topic": ("state_topic", self._main_state(e, text)),
             "brightness_command_topic": ("brightness_state_topic", text),
             "color_temp_command_topic": ("color_temp_state_topic", text),
+            "rgb_command_topic": ("rgb_state_topic", text),
+            "hs_command_topic": ("hs_state_topic", text),
+            "xy_command_topic": ("xy_state_topic", text),
             "set_position_topic": ("position_topic", text),
             "temperature_command_topic": ("temperature_state_topic", text),
             "mode_command_topic": ("mode_state_topic", text),
@@ -101,13 +110,22 @@ class VirtualHome:
         out: list[Message] = []
         if state_key and isinstance(c.get(state_key), str) and value is not None:
             out.append((c[state_key], value.encode()))
-        if key == "brightness_command_topic" and isinstance(c.get("state_topic"), str):
+        if key in ("brightness_command_topic", "rgb_command_topic", "hs_command_topic", "xy_command_topic") and isinstance(c.get("state_topic"), str):
             out.append((c["state_topic"], str(c.get("payload_on", "ON")).encode()))
         if e.component == "cover" and key == "command_topic" and isinstance(c.get("position_topic"), str):
             pos = {"OPEN": "100", "CLOSE": "0"}.get(text)
             if pos is not None:
                 out.append((c["position_topic"], pos.encode()))
         return out
+
+    def _media(self, e: Entity, key: str, text: str) -> list[Message]:
+        """A player after a verb: playing or paused; the volume echoed where it reports one."""
+        c, st = e.config, self.state[e.id]
+        if key == "volumeset_topic":
+            st["volume"] = text
+            return [(c["volume_state_topic"], text.encode())] if isinstance(c.get("volume_state_topic"), str) else []
+        st["state"] = "paused" if key == "pause_topic" else "playing"
+        return [(c["state_topic"], st["state"].encode())] if isinstance(c.get("state_topic"), str) else []
 
     @staticmethod
     def _main_state(e: Entity, text: str) -> str | None:

@@ -12,8 +12,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from device.errors import ToolError
+from device.tools.colors import Color, hue_window
 from device.tools.registry import Entity
-from device.tools.templates import render_command
+from device.tools.templates import render_command, render_fields
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,10 +22,17 @@ class Command:
     publishes: tuple[tuple[str, bytes], ...]
     expect: dict[str, tuple[Any, ...]] = field(default_factory=dict)
     """attribute → acceptable values; empty when the entity can't report it (no state topic)."""
+    stateless: bool = False
+    """Nothing could confirm it (a scene, 'next track'): sent is done."""
 
 
 def unsupported(entity: Entity, what: str) -> ToolError:
     return ToolError("tool-unsupported", f"{entity.name} can't {what}")
+
+
+def spoken(name: str) -> str:
+    """'Kitchen light' reads 'the kitchen light' mid-sentence; acronyms ('TV') stay."""
+    return name if name[:2].isupper() else name[:1].lower() + name[1:]
 
 
 def build(entity: Entity, action: str, value: Any = None) -> Command:
@@ -41,10 +49,12 @@ def build(entity: Entity, action: str, value: Any = None) -> Command:
             return _cover(entity, action, value)
         case "climate":
             return _climate(entity, action, value)
+        case "media_player":
+            return _media(entity, action, value)
         case "scene":
             if action != "activate" and action != "turn_on":
                 raise unsupported(entity, action.replace("_", " "))
-            return Command(((_topic(entity, "command_topic", "be activated"), _s(entity.config.get("payload_on", "ON"))),))
+            return Command(((_topic(entity, "command_topic", "be activated"), _s(entity.config.get("payload_on", "ON"))),), stateless=True)
     raise unsupported(entity, action.replace("_", " "))
 
 
@@ -81,6 +91,8 @@ def _on_off(entity: Entity, action: str) -> Command:
 
 
 def _light(entity: Entity, action: str, value: Any) -> Command:
+    if action == "color":
+        return _light_color(entity, value)
     scale = entity.config.get("brightness_scale", 255)
     scale = scale if isinstance(scale, (int, float)) and not isinstance(scale, bool) and scale > 0 else 255
     if entity.config.get("schema") == "json":
@@ -114,6 +126,61 @@ def _light(entity: Entity, action: str, value: Any) -> Command:
         payload = _fill(entity, "color_temp_command_template", _color_temp_value(entity, value))
         return Command(((topic, payload),), {})
     raise unsupported(entity, action.replace("_", " "))
+
+
+def _light_color(entity: Entity, color: Color) -> Command:
+    """By the light's schema and colour modes, as Home Assistant's MQTT light would publish it."""
+    c = entity.config
+    cant = ToolError("tool-unsupported", f"the {spoken(entity.name)} can't change colour")
+    if c.get("schema") == "json":
+        modes = c.get("supported_color_modes")
+        listed = modes if isinstance(modes, list) else [m for m in ("hs", "rgb", "xy", "color_temp") if c.get(m) is True]
+        if color.kelvin is not None and "color_temp" in listed:
+            return _light(entity, "color_temp", color.kelvin)
+        r, g, b = color.rgb
+        x, y = color.xy
+        if "hs" in listed:
+            body: dict[str, Any] = {"h": _num(color.hue), "s": _num(color.saturation)}
+        elif any(m in listed for m in ("rgb", "rgbw", "rgbww")):
+            body = {"r": r, "g": g, "b": b}
+        elif "xy" in listed:
+            body = {"x": x, "y": y}
+        else:
+            raise cant
+        topic = _topic(entity, "command_topic", "change colour")
+        payload = json.dumps({"state": "ON", "color": body}).encode()
+        return Command(((topic, payload),), {"state": ("on",), **_color_expect(color)} if _has_state(entity) else {})
+    if color.kelvin is not None and isinstance(c.get("color_temp_command_topic"), str):
+        return _light(entity, "color_temp", color.kelvin)
+    r, g, b = color.rgb
+    x, y = color.xy
+    forms: tuple[tuple[str, dict[str, Any], str], ...] = (
+        ("rgb", {"red": r, "green": g, "blue": b}, "{{ red }},{{ green }},{{ blue }}"),
+        ("hs", {"hue": _num(color.hue), "sat": _num(color.saturation)}, "{{ hue }},{{ sat }}"),
+        ("xy", {"x": x, "y": y}, "{{ x }},{{ y }}"),
+    )
+    for kind, variables, default in forms:
+        found = c.get(f"{kind}_command_topic")
+        if not isinstance(found, str) or not found:
+            continue
+        template = c.get(f"{kind}_command_template")
+        rendered = render_fields(template if isinstance(template, str) else None, variables, default)
+        if rendered is None:
+            raise ToolError("tool-template", f"{entity.name} uses a colour template voxhome can't fill")
+        expect = _color_expect(color) if _has_state(entity, f"{kind}_state_topic") else {}
+        return Command(((found, rendered.encode()),), expect)
+    raise cant
+
+
+def _color_expect(color: Color) -> dict[str, tuple[Any, ...]]:
+    # A pale colour's hue means little (and white has none): confirm those by saturation.
+    if color.saturation < 15:
+        return {"saturation": tuple(range(0, round(color.saturation) + 16))}
+    return {"hue": hue_window(color.hue)}
+
+
+def _num(value: float) -> int | float:
+    return int(value) if float(value).is_integer() else round(value, 2)
 
 
 def _color_temp_value(entity: Entity, kelvin: int) -> int:
@@ -213,3 +280,31 @@ def _float(value: Any, default: float) -> float:
         return float(value)
     except (TypeError, ValueError):
         return default
+
+
+# verb → (the discovery key of its topic, what it does when said, the state that confirms it)
+_MEDIA: dict[str, tuple[str, str, tuple[str, ...]]] = {
+    "play": ("play_topic", "play", ("playing",)),
+    "pause": ("pause_topic", "pause", ("paused",)),
+    "next": ("next_topic", "skip to the next track", ()),
+    "previous": ("previous_topic", "go back a track", ()),
+}
+
+
+def _media(entity: Entity, action: str, value: Any) -> Command:
+    """The community mqtt_media_player shape: one command topic per verb, the verb as payload."""
+    if action == "volume":
+        topic = entity.config.get("volumeset_topic")
+        if not isinstance(topic, str) or not topic:
+            raise ToolError("tool-unsupported", f"the {spoken(entity.name)} can't set its volume")
+        volume: dict[str, tuple[Any, ...]] = {"volume": tuple(range(max(0, value - 1), value + 2))} if _has_state(entity, "volume_state_topic") else {}
+        return Command(((topic, _fill(entity, "volumeset_template", value)),), volume)
+    if action not in _MEDIA:
+        raise unsupported(entity, action.replace("_", " "))
+    key, what, states = _MEDIA[action]
+    topic = entity.config.get(key)
+    if not isinstance(topic, str) or not topic:
+        raise ToolError("tool-unsupported", f"the {spoken(entity.name)} can't {what}")
+    payload = entity.config.get(f"payload_{action}", action)
+    expect = {"state": states} if states and _has_state(entity) else {}
+    return Command(((topic, _s(payload)),), expect, stateless=not states)

@@ -21,7 +21,7 @@ from device.errors import ToolError
 from device.tools.abbreviations import ABBREVIATIONS, DEVICE_ABBREVIATIONS, ORIGIN_ABBREVIATIONS
 
 COMPONENTS = frozenset(
-    {"light", "switch", "lock", "cover", "climate", "fan", "scene", "sensor", "binary_sensor"}
+    {"light", "switch", "lock", "cover", "climate", "fan", "scene", "sensor", "binary_sensor", "media_player"}
 )
 GUARDED_COMPONENTS = frozenset({"alarm_control_panel"})
 """Not driven by voxhome, but parsed: their command topics are guarded (an alias could disarm)."""

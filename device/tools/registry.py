@@ -52,10 +52,7 @@ class Entity:
 
     @property
     def command_topics(self) -> frozenset[str]:
-        return frozenset(
-            v for k, v in self.config.items()
-            if (k.endswith("command_topic") or k == "set_position_topic") and isinstance(v, str)
-        )
+        return frozenset(v for k, v in self.config.items() if is_command_key(self.component, k) and isinstance(v, str))
 
     @property
     def device_class(self) -> str | None:
@@ -79,6 +76,15 @@ class EntityState:
     values: dict[str, Any] = field(default_factory=dict)
     available: dict[str, bool] = field(default_factory=dict)
     """Per availability topic; the entity is available by the configured mode."""
+
+
+MEDIA_COMMAND_KEYS = frozenset({"play_topic", "pause_topic", "next_topic", "previous_topic", "volumeset_topic"})
+"""The community mqtt_media_player convention: one command topic per verb."""
+
+
+def is_command_key(component: str, key: str) -> bool:
+    """A discovery key whose topic the speaker publishes to."""
+    return key.endswith("command_topic") or key == "set_position_topic" or (component == "media_player" and key in MEDIA_COMMAND_KEYS)
 
 
 def normalise(text: str) -> str:

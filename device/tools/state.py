@@ -6,7 +6,10 @@ module turns one message into a small dict of normalised attributes:
 * ``state``: 'on'/'off' (light, switch, fan, binary_sensor), 'locked'/'unlocked'/'locking'/'unlocking'/
   'jammed' (lock), 'open'/'closed'/'opening'/'closing'/'stopped' (cover), or the raw value (sensor);
 * ``brightness`` (percent 0..100), ``color_temp`` (kelvin), ``position`` (0..100),
-  ``temperature``/``current_temperature`` (degrees), ``mode``, ``percentage``, ``preset_mode``.
+  ``temperature``/``current_temperature`` (degrees), ``mode``, ``percentage``, ``preset_mode``;
+* ``hue`` (degrees) and ``saturation`` (percent) of a colour light, however it reports (hs, rgb, xy);
+* media players: ``state`` ('playing', 'paused', 'idle', 'stopped', 'off', 'on' or the raw value)
+  and ``volume`` (percent).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from device.tools import colors
 from device.tools.templates import MISSING, render_value
 
 # (attribute, the topic key, the template key) per component.
@@ -22,6 +26,9 @@ _FIELDS: dict[str, tuple[tuple[str, str, str], ...]] = {
         ("state", "state_topic", "state_value_template"),
         ("brightness", "brightness_state_topic", "brightness_value_template"),
         ("color_temp", "color_temp_state_topic", "color_temp_value_template"),
+        ("rgb", "rgb_state_topic", "rgb_value_template"),
+        ("hs", "hs_state_topic", "hs_value_template"),
+        ("xy", "xy_state_topic", "xy_value_template"),
     ),
     "switch": (("state", "state_topic", "value_template"),),
     "binary_sensor": (("state", "state_topic", "value_template"),),
@@ -43,7 +50,13 @@ _FIELDS: dict[str, tuple[tuple[str, str, str], ...]] = {
         ("preset_mode", "preset_mode_state_topic", "preset_mode_value_template"),
     ),
     "scene": (),
+    "media_player": (
+        ("state", "state_topic", "value_template"),
+        ("volume", "volume_state_topic", "volume_value_template"),
+    ),
 }
+_MEDIA_STATES = {"playing": "playing", "play": "playing", "paused": "paused", "pause": "paused", "idle": "idle",
+                 "stopped": "stopped", "stop": "stopped", "off": "off", "on": "on", "standby": "off", "buffering": "playing"}
 
 
 def state_topics(component: str, config: dict[str, Any]) -> set[str]:
@@ -68,6 +81,9 @@ def interpret(component: str, config: dict[str, Any], topic: str, payload: bytes
         value = render_value(template, text)
         if value is MISSING:
             continue
+        if attr in ("rgb", "hs", "xy"):
+            out.update(colors.state_from_text(attr, str(value)))
+            continue
         normalised = _normalise(component, attr, config, value)
         if normalised is not None:
             out[attr] = normalised
@@ -88,6 +104,9 @@ def _json_light(config: dict[str, Any], topic: str, text: str) -> dict[str, Any]
         out["brightness"] = _to_percent(float(data["brightness"]), _scale(config))
     if _is_number(data.get("color_temp")):
         out["color_temp"] = _to_kelvin(float(data["color_temp"]), config)
+    # A light in colour-temperature mode still reports a colour (its white's xy): not a colour choice.
+    if data.get("color_mode") != "color_temp":
+        out.update(colors.state_from_json(data.get("color")))
     return out
 
 
@@ -107,6 +126,8 @@ def _normalise(component: str, attr: str, config: dict[str, Any], value: Any) ->
                 if text == str(config.get(f"state_{state}", state.upper())):
                     return state
             return None
+        if component == "media_player":
+            return _MEDIA_STATES.get(text.strip().lower(), text[:100] or None)
         if component == "cover":
             for state, default in (("open", "open"), ("closed", "closed"), ("opening", "opening"), ("closing", "closing"), ("stopped", "stopped")):
                 key = "state_closed" if state == "closed" else f"state_{state}"
@@ -124,6 +145,12 @@ def _normalise(component: str, attr: str, config: dict[str, Any], value: Any) ->
         lo = float(config.get("position_closed", 0))
         hi = float(config.get("position_open", 100))
         return round(100 * (float(value) - lo) / (hi - lo)) if hi != lo else None
+    if attr == "volume":
+        if not _is_number_text(text):
+            return None
+        # Players report percent or, as Home Assistant's volume_level, a 0..1 fraction.
+        level = float(value) * 100 if "." in text and float(value) <= 1 else float(value)
+        return max(0, min(100, round(level)))
     if attr in ("temperature", "current_temperature", "percentage"):
         if not _is_number_text(text):
             return None

@@ -88,3 +88,34 @@ def _apply_filter(value: Any, name: str | None) -> Any:
     except (TypeError, ValueError):
         return MISSING
     return MISSING
+
+
+_PLACEHOLDER = re.compile(r"\{\{\s*([a-z_]+)\s*(?:\|\s*(int|float|round|string))?\s*\}\}")
+_HEX = re.compile(r"""^\s*\{\{\s*(['"])(#?)%02x%02x%02x\1\s*\|\s*format\(\s*red\s*,\s*green\s*,\s*blue\s*\)\s*\}\}\s*$""")
+
+
+def render_fields(template: str | None, variables: dict[str, Any], default: str) -> str | None:
+    """Fill a colour `command_template` (``{{ red }},{{ green }},{{ blue }}``, ``{{ hue }},{{ sat }}``)
+    from named numbers; also the hex form HA's docs show (``'%02x%02x%02x' | format(red, green, blue)``).
+    None when the template uses anything else: we never evaluate Jinja."""
+    if template is None:
+        template = default
+    hexed = _HEX.match(template)
+    if hexed is not None:
+        return hexed.group(2) + "".join(f"{int(variables[k]):02x}" for k in ("red", "green", "blue"))
+    out, end = [], 0
+    for m in _PLACEHOLDER.finditer(template):
+        literal = template[end:m.start()]
+        if "{" in literal or "}" in literal:
+            return None
+        if m.group(1) not in variables:
+            return None
+        value = _apply_filter(variables[m.group(1)], m.group(2))
+        if value is MISSING:
+            return None
+        out += [literal, f"{value:g}" if isinstance(value, float) else str(value)]
+        end = m.end()
+    tail = template[end:]
+    if "{" in tail or "}" in tail:
+        return None
+    return "".join(out) + tail

@@ -18,8 +18,9 @@ import jsonschema
 
 from device.errors import ToolError
 from device.events import ToolCall, ToolResult
-from device.tools import commands
+from device.tools import colors, commands
 from device.tools.api import ToolSpec
+from device.tools.commands import spoken
 from device.tools.confirm import ConfirmPolicy, Guard
 from device.tools.registry import Entity, Registry, normalise
 
@@ -37,6 +38,7 @@ _TOOLS: dict[str, tuple[str, tuple[str, ...], str, str | None, dict[str, Any] | 
     "turn_on": ("Turn devices on (lights, switches, fans, climate).", ON_OFF, "turn_on", None, None, True),
     "turn_off": ("Turn devices off (lights, switches, fans, climate).", ON_OFF, "turn_off", None, None, True),
     "set_brightness": ("Set light brightness in percent (0 turns it off).", ("light",), "brightness", "brightness", {"type": "integer", "minimum": 0, "maximum": 100}, True),
+    "set_color": ("Set a light's colour: a colour name (red, orange, yellow, green, cyan, blue, purple, pink, white, warm white, ...) or rgb [r, g, b].", ("light",), "color", "color", {"type": "string", "minLength": 1, "maxLength": 40}, True),
     "set_color_temp": ("Set a light's white color temperature in kelvin.", ("light",), "color_temp", "kelvin", {"type": "integer", "minimum": 1000, "maximum": 10000}, True),
     "lock": ("Lock a lock.", ("lock",), "lock", None, None, False),
     "unlock": ("Unlock a lock (needs the user's confirmation).", ("lock",), "unlock", None, None, False),
@@ -49,8 +51,18 @@ _TOOLS: dict[str, tuple[str, tuple[str, ...], str, str | None, dict[str, Any] | 
     "set_fan_speed": ("Set a fan's speed in percent.", ("fan",), "percentage", "percentage", {"type": "integer", "minimum": 0, "maximum": 100}, False),
     "set_fan_preset": ("Set a fan's preset mode.", ("fan",), "preset", "preset", {"type": "string", "maxLength": 40}, False),
     "activate_scene": ("Activate a scene.", ("scene",), "activate", None, None, False),
-    "get_state": ("Read a device's current state (also sensors).", ("light", "switch", "fan", "climate", "lock", "cover", "sensor", "binary_sensor"), "get_state", None, None, False),
+    "media_play": ("Play or resume a media player.", ("media_player",), "play", None, None, True),
+    "media_pause": ("Pause a media player.", ("media_player",), "pause", None, None, True),
+    "media_next": ("Skip to the next track on a media player.", ("media_player",), "next", None, None, True),
+    "media_previous": ("Go back to the previous track on a media player.", ("media_player",), "previous", None, None, True),
+    "set_media_volume": ("Set a media player's volume in percent.", ("media_player",), "volume", "volume", {"type": "integer", "minimum": 0, "maximum": 100}, True),
+    "get_state": ("Read a device's current state (also sensors).", ("light", "switch", "fan", "climate", "lock", "cover", "sensor", "binary_sensor", "media_player"), "get_state", None, None, False),
 }
+_ALTERNATIVE: dict[str, tuple[str, dict[str, Any]]] = {
+    "set_color": ("rgb", {"type": "array", "items": {"type": "integer", "minimum": 0, "maximum": 255}, "minItems": 3, "maxItems": 3,
+                          "description": "red, green, blue, 0-255 each (instead of color)"}),
+}
+"""tool → a second value argument that may stand in for the first (exactly one of the two)."""
 
 
 class CommandLink(Protocol):
@@ -76,6 +88,11 @@ def tool_specs(registry: Registry) -> list[ToolSpec]:
             props[value_key] = value_schema
             required.append(value_key)
         schema: dict[str, Any] = {"type": "object", "properties": props, "required": required, "additionalProperties": False}
+        if value_key and name in _ALTERNATIVE:
+            other, other_schema = _ALTERNATIVE[name]
+            props[other] = other_schema
+            required.remove(value_key)
+            schema["oneOf"] = [{"required": [value_key]}, {"required": [other]}]
         if area_ok:
             schema["anyOf"] = [{"required": ["entity"]}, {"required": ["area"]}]
         elif name not in ("set_temperature", "set_hvac_mode", "set_fan_speed", "set_fan_preset"):
@@ -132,8 +149,11 @@ class HomeTools:
             validator.validate(call.arguments)
         except jsonschema.ValidationError as err:
             raise ToolError("tool-arguments", f"bad arguments for {call.name}: {err.message[:120]}") from None
-        targets = self.resolve(call.arguments, components)
         value = call.arguments.get(value_key) if value_key else None
+        if action == "color":
+            # Before anything is resolved or sent: an unknown colour name publishes nothing.
+            value = colors.color_named(value) if isinstance(value, str) else colors.color_from_rgb(tuple(call.arguments["rgb"]))
+        targets = self.resolve(call.arguments, components)
         if value_schema is not None and value_schema.get("type") == "integer" and isinstance(value, float):
             # JSON Schema counts 1.0 as an integer, and models send it; payloads want 1.
             value = int(value)
@@ -262,7 +282,7 @@ class HomeTools:
         items = []
         for entity, command in built:
             ok = self._confirmed(entity, command)
-            status = "ok" if ok and (command.expect or entity.component == "scene") else "unconfirmed"
+            status = "ok" if ok and (command.expect or command.stateless) else "unconfirmed"
             items.append({"entity": entity.id, "name": entity.name, "status": status, "state": dict(self.registry.state(entity.id).values)})
         status = "ok" if all(i["status"] == "ok" for i in items) else "unconfirmed"
         names = _join(e.name for e, _ in built)
@@ -275,11 +295,6 @@ class HomeTools:
     def _confirmed(self, entity: Entity, command: commands.Command) -> bool:
         values = self.registry.state(entity.id).values
         return all(values.get(attr) in accepted for attr, accepted in command.expect.items())
-
-
-def spoken(name: str) -> str:
-    """'Kitchen light' reads 'the kitchen light' mid-sentence; acronyms ('TV') stay."""
-    return name if name[:2].isupper() else name[:1].lower() + name[1:]
 
 
 def _join(names: Any) -> str:
@@ -304,6 +319,12 @@ def done_message(action: str, names: str, value: Any) -> str:
         "percentage": f"Set the {names} to {value} percent.",
         "preset": f"Set the {names} to {value}.",
         "activate": f"Activated {names}.",
+        "color": f"Set the {names} to {value.name}." if isinstance(value, colors.Color) and value.name else f"Changed the colour of the {names}.",
+        "play": f"Playing on the {names}.",
+        "pause": f"Paused the {names}.",
+        "next": f"Skipped to the next track on the {names}.",
+        "previous": f"Back to the previous track on the {names}.",
+        "volume": f"Set the {names} volume to {value} percent.",
     }.get(action, "Done.")
 
 
@@ -327,4 +348,8 @@ def describe(entity: Entity, values: dict[str, Any]) -> str:
     if entity.component == "binary_sensor" and entity.device_class in ("door", "window", "opening", "garage_door"):
         state = {"on": "open", "off": "closed"}.get(str(state), state)
     extra = f" at {values['brightness']} percent" if entity.component == "light" and state == "on" and "brightness" in values else ""
+    if entity.component == "light" and state == "on" and "hue" in values and "saturation" in values:
+        extra += f", {colors.nearest_name(values['hue'], values['saturation'])}"
+    if entity.component == "media_player" and "volume" in values:
+        extra = f" at volume {values['volume']} percent"
     return f"The {spoken(entity.name)} is {state}{extra}."
