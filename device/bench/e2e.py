@@ -16,6 +16,7 @@ whole-set command. `--text` sends the same cases through `voxhome say` instead o
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import subprocess
@@ -184,6 +185,33 @@ class Rig:
             published = self.published[start:]
         return attribute(timeline, published, spans)
 
+    def run_texts(self, texts: list[str]) -> list[Observed]:
+        """The text path in one process: the same understanding and home tools `voxhome say`
+        uses, over one broker connection (a subprocess per sentence costs seconds each)."""
+        return asyncio.run(self._texts(texts))
+
+    async def _texts(self, texts: list[str]) -> list[Observed]:
+        from device.appliance import build_language
+        from device.settings import settings_from_dict
+        from device.tools.session import HomeSession
+
+        settings = settings_from_dict({"device": {"id": f"bench-text-{os.getpid()}"},
+                                       "mqtt": {"host": self.broker.host, "port": self.broker.port}})
+        out = []
+        async with HomeSession(settings) as home:
+            language = build_language(settings, home.registry)
+            for text in texts:
+                start = len(self.published)
+                decision = language.understand(text)
+                route = "cloud" if decision.kind == "not_local" else "local"
+                if decision.call is not None:
+                    await home.tools.execute(decision.call, confirmed=False)
+                await asyncio.sleep(0.15)  # the publishes reach the recorder
+                with self._lock:
+                    pubs = tuple((t, p) for _w, t, p in self.published[start:])
+                out.append(Observed(pubs, route, True, text))
+        return out
+
     def run_text(self, text: str) -> Observed:
         start = len(self.published)
         argv = [sys.executable, "-m", "device", "say", "--quiet", "--mqtt", self.broker.url, text]
@@ -196,7 +224,7 @@ class Rig:
             except ValueError:
                 continue
             kind = event.get("kind")
-            if kind in ("tool", "reject", "answer", "local"):
+            if kind in ("tool", "reject", "answer", "local", "timer", "speaker"):
                 route = "local"
             elif kind == "not_local":
                 route = "cloud"
@@ -303,9 +331,11 @@ def run(args: argparse.Namespace) -> int:
     _out(f"{len(cases)} cases × {len(conditions)} conditions, voices {', '.join(v.label for v in voices)}")
     with tempfile.TemporaryDirectory(prefix="voxhome-e2e-") as tmp, Rig(Path(tmp)) as rig:
         if args.text:
-            for case in cases:
-                verdict = score(case, rig.run_text(case.text))
+            for case, seen in zip(cases, rig.run_texts([c.text for c in cases]), strict=True):
+                verdict = score(case, seen)
                 ours.add(part_name, "text", case, verdict)
+                if args.show_misses and verdict.result != "right":
+                    _out(f"  {verdict.result.upper()} text {case.id} {case.text!r}: route {seen.route}; {verdict.detail}")
             _print_report("voxhome (text)", ours, [part_name], args.show_wrong)
             return 0
         peer = None
