@@ -30,6 +30,8 @@ from device.intent.language import HomeLanguage
 from device.intent.templates import Templates, load_templates
 from device.listening.frontend import Frontend
 from device.listening.pipeline import Pipeline
+from device.satellite.node import SatelliteHooks, WakeWord
+from device.satellite.service import Satellites, open_satellites
 from device.service import Service, open_source
 from device.settings import Settings
 from device.system.notify import Notifier, Watchdog
@@ -310,24 +312,43 @@ async def run(
 
         voice_output = VoiceOutput(voice, player, mute, emit)
 
+        satellites: Satellites | None = None
+
         async def emit_and_speak(event: object) -> None:
             await emit(event)
             await voice_output.handle(event)
+            if satellites is not None:
+                await satellites.observe(event)  # HA's "listening" sensor follows the front end
 
         service = Service(
             source, frontend, [emit_and_speak], muted=lambda: mute.muted, on_frame=watchdog.kick,
         )
+        # Home Assistant adopts the speaker as a voice satellite (ESPHome API / Wyoming) when enabled:
+        # what isn't local goes to HA's pipeline first, the realtime cloud after it.
+        def mute_from_ha(muted: bool) -> None:
+            mute.set(muted, "ha")
+
+        satellites = await open_satellites(
+            settings, player, emit=emit_and_speak,
+            listen=lambda: listen_via(service.inject)(round(settings.cloud.followup_s * 1000), "followup"),
+            hooks=SatelliteHooks(mute=mute_from_ha, volume=player.set_volume),
+            wake_words=tuple(WakeWord(w.model, w.model.replace("_", " ")) for w in settings.wake.words),
+            cloud=cloud,
+        )
+        if satellites is not None:
+            stack.push_async_callback(satellites.close)
+        ha_only = satellites is not None and not satellites.local
         language = build_language(settings, home.registry if home is not None else Registry(), templates)
         timers = LocalTimers(settings.device.state_dir, emit=emit_and_speak, responses=language.responses)
         assistant = Assistant(
             emit=emit_and_speak,
             listen=listen_via(service.inject),
-            decider=RouteDecider(min_local_confidence=0.6, cloud_enabled=settings.cloud.enabled),
-            recognizer=recognizer,
-            language=language,
+            decider=RouteDecider(min_local_confidence=0.6, cloud_enabled=settings.cloud.enabled or satellites is not None),
+            recognizer=None if ha_only else recognizer,
+            language=None if ha_only else language,
             timers=timers,
             tools=home.tools if home is not None else None,
-            cloud=cloud,
+            cloud=satellites.turns if satellites is not None else cloud,
             cloud_confirmation=confirmation,
             min_command_confidence=settings.asr.min_confidence,
             followup_ms=round(settings.cloud.followup_s * 1000),

@@ -172,7 +172,9 @@ class VadSettings:
     threshold: float = 0.5
     """Silero speech probability at which a window counts as speech."""
     preroll_ms: int = 500
-    """Audio kept from before the wake word ends, so the first syllable is never lost."""
+    """Audio kept from before the detection: the VAD looks in it for where the wake word ended
+    (the command starts there, device/listening/wakecut.py), so a first syllable spoken before
+    the detection fired is kept and the word itself is not."""
     speech_start_ms: int = 60
     """Speech needed before the command counts as started."""
     end_silence_ms: int = 500
@@ -327,6 +329,13 @@ class CloudSettings:
     dialect: Literal["ga", "beta"] = "ga"
     api_key: Secret | None = None
     """Falls back to the OPENAI_API_KEY environment variable when unset."""
+    transport: Literal["websocket", "webrtc"] = "websocket"
+    """webrtc: Opus audio over RTP and events on the `oai-events` data channel (falls back to the
+    WebSocket for a turn it can't carry)."""
+    calls_url: str | None = None
+    """Explicit WebRTC calls endpoint (the SDP offer goes here), overriding base_url + /realtime/calls."""
+    client_secret: Secret | None = None
+    """A client secret (ek_…) minted elsewhere; unset: minted per session from api_key (WebRTC)."""
     instructions: str = "You are a helpful voice assistant in a smart speaker. Answer briefly."
     voice: str = "marin"
     speed: float = 1.0
@@ -449,6 +458,48 @@ class TelemetrySettings:
 
 
 @dataclass(frozen=True, slots=True)
+class EsphomeSettings:
+    """Home Assistant's voice satellite over the ESPHome native API (device/satellite/)."""
+
+    enabled: bool = False
+    port: int = 6053
+    encryption_key: str | None = None
+    """Noise PSK, base64 of 32 bytes (`openssl rand -base64 32`); unset = plaintext API."""
+    name: str = ""
+    """Node name HA shows; '' = the device id."""
+    mode: Literal["local-first", "ha"] = "local-first"
+    """'local-first': the device's own understanding acts, HA's pipeline gets the rest;
+    'ha': every utterance goes to HA's pipeline."""
+
+    def __post_init__(self) -> None:
+        import binascii
+
+        if not 0 <= self.port <= 65535:
+            raise ValueError("port must be between 0 (any free port) and 65535")
+        if self.encryption_key is not None:
+            try:
+                raw = binascii.a2b_base64(self.encryption_key.strip().encode("ascii"), strict_mode=True)
+            except (ValueError, UnicodeEncodeError):
+                raw = b""
+            if len(raw) != 32:
+                raise ValueError("encryption_key must be base64 of 32 bytes (openssl rand -base64 32)")
+
+
+@dataclass(frozen=True, slots=True)
+class WyomingSettings:
+    """The older Wyoming satellite protocol (device/satellite/wyoming_sat.py), zeroconf _wyoming._tcp."""
+
+    enabled: bool = False
+    port: int = 10700
+    name: str = ""
+    """Satellite name HA shows; '' = the device id."""
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.port <= 65535:
+            raise ValueError("port must be between 0 (any free port) and 65535")
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     device: DeviceSettings = field(default_factory=DeviceSettings)
     audio: AudioSettings = field(default_factory=AudioSettings)
@@ -463,6 +514,8 @@ class Settings:
     voice: VoiceSettings = field(default_factory=VoiceSettings)
     leds: LedSettings = field(default_factory=LedSettings)
     telemetry: TelemetrySettings = field(default_factory=TelemetrySettings)
+    esphome: EsphomeSettings = field(default_factory=EsphomeSettings)
+    wyoming: WyomingSettings = field(default_factory=WyomingSettings)
 
 
 T = TypeVar("T")

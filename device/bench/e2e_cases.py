@@ -103,8 +103,8 @@ def build_cases(devices: list[Device]) -> list[Case]:
     b.templated("color", col_t, [(d, names[i % len(names)]) for i, d in enumerate(colored * 4)],
                 lambda t, it: (t.format(n=_spoken(it[0].name), c=it[1]), "publish", it[0].color(it[1]), []), 3)
     warm = [d for d in lights if "color_temp" in d.features]
-    ct_t = [("make the {n} warm white", 2700), ("set the {n} to cool white", 6500), ("set the {n} to 4000 kelvin", 4000),
-            ("make the {n} daylight", 5000), ("the {n} warmer please", 2700)]
+    ct_t = [("make the {n} warm white", 2700), ("set the {n} to cool white", 4000), ("set the {n} to 4000 kelvin", 4000),
+            ("make the {n} daylight", 6500), ("the {n} warmer please", 2700)]
     for i, d in enumerate(warm * 3):
         t, k = ct_t[i % len(ct_t)]
         b.add("color", t.format(n=_spoken(d.name)), "publish", d.color_temp(k), held_out=i % 5 >= 3)

@@ -8,7 +8,7 @@ from device.cli.group import register_group
 
 BENCHES = {
     "frontend": "device.bench.frontend",
-    "wake": "device.bench.wake_eval",
+    "wake": "device.bench.wake.bench",
     "asr": "device.bench.asr",
     "intent": "device.bench.intent",
     "cloud": "device.bench.cloud",
@@ -16,6 +16,8 @@ BENCHES = {
     "tts": "device.bench.tts",
     "latency": "device.bench.latency",
     "e2e": "device.bench.e2e",
+    "grammar": "device.bench.grammar",
+    "satellite": "device.bench.satellite",
 }
 
 

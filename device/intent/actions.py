@@ -90,6 +90,12 @@ class Actions:
                 raise _Refusal(f"I don't know a {m.spoken.get('name', values['name'])}.")
             if entity.component not in components:
                 raise _Refusal(f"The {_spoken(entity.name)} can't do that.")
+            said_area = values.get("area")
+            if isinstance(said_area, str) and said_area != HERE and entity.area is not None \
+                    and said_area.casefold() != entity.area.casefold():
+                # 'the garage heater' when the only heater is in the office: not that one.
+                thing = m.spoken.get("name") or _spoken(entity.name)
+                raise _Refusal(f"There's no {thing} in the {said_area.lower()}.")
             return {"entity": entity.id}
         area = values.get("area")
         if area == HERE:
@@ -301,7 +307,7 @@ _HANDLERS: dict[str, Callable[[Actions, Meaning], tuple[str, dict[str, Any]]]] =
     "HassClimateSetTemperature": _climate_set, "VoxTemperatureStep": _climate_step, "VoxSetHvacMode": _hvac_mode,
     "HassFanSetSpeed": _fan_speed, "VoxSetFanPreset": _fan_preset, "VoxFanStep": _fan_step,
     "VoxStopCover": _cover_stop, "HassSetPosition": _cover_position,
-    "HassGetState": _get_state, "HassClimateGetTemperature": _get_temperature,
+    "HassGetState": _get_state, "VoxGetHumidity": _get_state, "HassClimateGetTemperature": _get_temperature,
     "HassMediaPause": _media("media_pause"), "HassMediaUnpause": _media("media_play"),
     "HassMediaNext": _media("media_next"), "HassMediaPrevious": _media("media_previous"),
 }

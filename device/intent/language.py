@@ -43,7 +43,8 @@ VARIANT = 0.85
 REFUSAL = 0.85
 _HOME_VERBS = frozenset({"turn", "switch", "dim", "brighten", "kill", "lock", "unlock", "set", "is", "are", "power",
                          "shut", "activate", "deactivate", "toggle", "start", "stop"})
-_KIND_WORD = re.compile(r"^\s*(lights?|lamps?|fans?|switch(es)?|blinds?|doors?|locks?|heaters?|sensors?)\b")
+_KIND_WORD = re.compile(r"^\s*(lights?|lamps?|fans?|switch(es)?|blinds?|doors?|locks?|heaters?|sensors?|covers?|flaps?|gates?"
+                        r"|windows?|shutters?|curtains?|shades?|garage|plugs?|sockets?|valves?|heating)\b")
 
 
 class HomeLanguage:
@@ -81,6 +82,7 @@ class HomeLanguage:
     def understand(self, text: str) -> Decision:
         if not text.strip():
             return Decision("not_local", text, 0.9)
+        text = spoken_decimals(text)
         result = self.recognize(text)
         if result is not None:
             meaning = _meaning(result, text)
@@ -157,6 +159,18 @@ class HomeLanguage:
         first = self.registry.get(str(items[0].get("entity"))) if items else None
         domain = first.component if first is not None else None
         return self.responses.intent(meaning.intent, key, slots, state={"domain": domain, "name": slots.get("name")})
+
+
+_DIGIT_WORDS = {"zero": "0", "one": "1", "two": "2", "three": "3", "four": "4", "five": "5", "six": "6",
+                "seven": "7", "eight": "8", "nine": "9"}
+
+
+def spoken_decimals(text: str) -> str:
+    """'19 point five' → '19.5', '21 and a half' → '21.5' (Whisper writes the digits of the whole
+    part; hassil's number lists read digits)."""
+    text = re.sub(r"\b(\d+) point (\d|zero|one|two|three|four|five|six|seven|eight|nine)\b",
+                  lambda m: f"{m.group(1)}.{_DIGIT_WORDS.get(m.group(2), m.group(2))}", text, flags=re.IGNORECASE)
+    return re.sub(r"\b(\d+) and a half\b", r"\1.5", text, flags=re.IGNORECASE)
 
 
 def _call_slots(call: ToolCall) -> dict[str, Any]:

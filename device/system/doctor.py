@@ -97,6 +97,13 @@ def check_frontend(settings: Settings) -> Check:
     return Check("front end", "ok", f"wake words {', '.join(detector.words)}; Silero VAD")
 
 
+def check_esphome(settings: Settings) -> Check:
+    """Whether Home Assistant has the speaker as a voice satellite (ESPHome API)."""
+    from device.satellite.health import check_esphome as check
+
+    return check(settings)
+
+
 def check_language(settings: Settings) -> Check:
     """The configured language's sentences, voxhome's and the user's custom sentence files load."""
     from device.intent.templates import load_templates
@@ -260,6 +267,7 @@ def run_checks(
     checks += [
         check_broker(settings),
         check_cloud(settings),
+        check_esphome(settings),
         check_leds(settings),
         check_clock(now()),
         check_disk(Path(settings.device.state_dir)),

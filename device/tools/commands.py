@@ -246,7 +246,8 @@ def _climate(entity: Entity, action: str, value: Any) -> Command:
 
 def _on_mode(entity: Entity) -> str:
     modes = entity.config.get("modes", ["auto"])
-    for mode in ("auto", "heat", "cool"):
+    # 'Turn the heating on' means heat where the device heats; auto and cool only otherwise.
+    for mode in ("heat", "heat_cool", "auto", "cool"):
         if isinstance(modes, list) and mode in modes:
             return mode
     raise unsupported(entity, "be turned on")

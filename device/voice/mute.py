@@ -18,7 +18,7 @@ from hal.leds import LedPattern, Leds, NullLeds
 
 _LOGGER = logging.getLogger(__name__)
 
-MuteSource = Literal["config", "voice", "mqtt", "button"]
+MuteSource = Literal["config", "voice", "mqtt", "button", "ha"]
 
 
 @dataclass(frozen=True, slots=True)
