@@ -386,6 +386,7 @@ async def run(
         reporter = asyncio.create_task(report_periodically(telemetry, settings.telemetry.interval_s))
         ringer = asyncio.create_task(timers.run())
         telemetry.tick()  # the first retained status, before the first wake
+        await assistant.prepare()  # the home's sentence graph, before the first command
         # Audio source open, models loaded, home connected (or reported): now we are a speaker.
         notifier.ready("listening")
         watchdog.start()

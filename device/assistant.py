@@ -6,17 +6,19 @@ keep arriving and can interrupt a cloud reply at once (barge-in). Everything it 
 an event (Transcript, Routed, ToolCall, ToolResult, Say, CloudReply, Interrupted, Error) handed to
 `emit`, so the CLI prints it, the voice speaks it and telemetry times it, all from one stream.
 
-Local first: the free transcript says whether the utterance is about the home at all; if it is,
-the speech model also scores the home's command grammar (constrained decoding), and a confident
-command runs locally through the MQTT tools. Everything else goes to the cloud, unless the
-privacy switch is off, in which case the device says so.
+Local first: the speech model reads the utterance twice on one encoding — freely, and constrained
+during search to the sentences the home can hear (the language's word graph) — and the policy
+(intent/policy.py) weighs the two: a command the audio supports runs locally through the MQTT
+tools, a device the home lacks is refused, two readings that differ on a risky verb ask first.
+Everything else goes to the cloud, unless the privacy switch is off, in which case the device says so.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+import math
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -42,7 +44,7 @@ from device.events import (
 )
 from device.intent.answers import yes_or_no
 from device.intent.decision import Decision
-from device.intent.grammar import candidate_sentences
+from device.intent.grammar_graph import normalise_words
 from device.intent.language import HomeLanguage
 from device.intent.policy import Choice, choose
 from device.timers.local import LocalTimers
@@ -53,18 +55,52 @@ from hal.audio import pcm16_to_float
 _LOGGER = logging.getLogger(__name__)
 
 CONFIRM_TIMEOUT_MS = 6000
-MAX_CANDIDATES = 600
-"""Constrained decoding scores every sentence of the grammar; past this the home's grammar is
-too large to score per utterance and only the free transcript is used."""
 
 
 Emit = Callable[[object], Awaitable[None]]
 
 
 class Recognizer(Protocol):
-    def transcribe(self, audio: np.ndarray) -> tuple[str, Any]: ...
+    def transcribe(self, audio: np.ndarray, search: Any = None) -> tuple[str, Any]:
+        """Free text, and details whose `grammar` holds the search's best sentences (when given)
+        and whose `mean_logprob` is the free reading's per-token log-probability."""
+        ...
 
-    def best(self, audio: np.ndarray, candidates: Sequence[str]) -> tuple[str, float]: ...
+    def prepare(self, graph: Any) -> Any:
+        """A constrained search over a word graph (once per grammar)."""
+        ...
+
+
+class _Grammars:
+    """The recognizer's search over the home's sentences. Built off the event loop; when the home
+    changes (discovery) the old search keeps serving until the new one is ready."""
+
+    def __init__(self, recognizer: Recognizer, language: HomeLanguage) -> None:
+        self._recognizer = recognizer
+        self._language = language
+        self._key: tuple[object, ...] | None = None
+        self._search: Any = None
+        self._building: asyncio.Task[None] | None = None
+
+    async def current(self) -> Any:
+        key = self._language.signature()
+        if key != self._key and (self._building is None or self._building.done()):
+            self._building = asyncio.create_task(self._build(key))
+        if self._search is None and self._building is not None:
+            await self._building  # the first utterance waits once; later ones never do
+        return self._search
+
+    async def _build(self, key: tuple[object, ...]) -> None:
+        started = asyncio.get_running_loop().time()
+        try:
+            graph = await asyncio.to_thread(self._language.graph)
+            self._search = await asyncio.to_thread(self._recognizer.prepare, graph)
+        except Exception:  # the free reading still works; a broken grammar must not end the service
+            _LOGGER.exception("couldn't build the home's sentence graph; free decoding only")
+            return
+        finally:
+            self._key = key
+        _LOGGER.info("home sentence graph ready in %.1f s", asyncio.get_running_loop().time() - started)
 
 
 class CloudTurns(Protocol):
@@ -112,7 +148,8 @@ class Assistant:
         self._pending: _Pending | None = None
         self._task: asyncio.Task[None] | None = None
         self._cloud_busy = False
-        self._candidates: tuple[tuple[str, ...], list[str]] | None = None
+        can_search = recognizer is not None and language is not None and hasattr(recognizer, "prepare")
+        self._grammars = _Grammars(recognizer, language) if can_search and recognizer and language else None
 
     async def handle(self, event: object) -> None:
         match event:
@@ -130,6 +167,11 @@ class Assistant:
                 if self._pending is not None:
                     self._pending = None
                     await self._emit(Say(prompt="cancelled"))
+
+    async def prepare(self) -> None:
+        """Build the home's sentence search now (start-up), not on the first command."""
+        if self._grammars is not None:
+            await self._grammars.current()
 
     async def drain(self) -> None:
         """Wait for the utterance in progress (the end of a file run, a clean shutdown)."""
@@ -150,9 +192,12 @@ class Assistant:
 
     async def _process(self, utterance: VoiceStopped) -> None:
         audio = pcm16_to_float(utterance.audio)
-        text = ""
+        text, details = "", None
         if self._recognizer is not None:
-            text, _details = await asyncio.to_thread(self._recognizer.transcribe, audio)
+            waiting = self._pending is not None or (self._cloud_confirmation is not None and self._cloud_confirmation.waiting is not None)
+            # A yes/no answer is read freely; a command also against the home's sentences.
+            search = await self._grammars.current() if self._grammars is not None and not waiting else None
+            text, details = await asyncio.to_thread(self._recognizer.transcribe, audio, search)
         if self._pending is not None:
             await self._confirm(text, utterance)
             return
@@ -175,8 +220,8 @@ class Assistant:
             return
         decision = self._understand(text)
         command, command_confidence = None, 0.0
-        if decision is not None and decision.kind in ("tool", "not_local") and text:
-            command, command_confidence, choice = await self._constrained(audio, decision)
+        if decision is not None and text:
+            command, command_confidence, choice = self._constrained(details, decision)
             _LOGGER.info("readings: %s (%s)", choice.verdict, choice.reason)
             decision = choice.decision
             if choice.verdict == "ask" and decision.call is not None:
@@ -203,28 +248,22 @@ class Assistant:
             return None
         return self._language.understand(text)
 
-    async def _constrained(self, audio: np.ndarray, free: Decision) -> tuple[str | None, float, Choice]:
-        """The home's best sentence for this audio, weighed against the free reading (policy.py)."""
-        candidates = self._grammar()
-        if self._recognizer is None or not candidates:
-            return None, 0.0, choose(free, None)
-        sentence, confidence = await asyncio.to_thread(self._recognizer.best, audio, candidates)
-        if confidence < self._min_command_confidence:
-            return sentence, confidence, choose(free, None)
-        return sentence, confidence, choose(free, self._understand(sentence))
+    def _constrained(self, details: Any, free: Decision) -> tuple[str | None, float, Choice]:
+        """The home's best sentence for this audio, weighed against the free reading (policy.py).
 
-    def _grammar(self) -> list[str]:
-        if self._language is None:
-            return []
-        registry = self._language.registry
-        key = tuple(e.id for e in registry.entities())
-        if self._candidates is None or self._candidates[0] != key:
-            sentences = candidate_sentences(registry)
-            if len(sentences) > MAX_CANDIDATES:
-                _LOGGER.info("home grammar has %d sentences (> %d); constrained decoding off", len(sentences), MAX_CANDIDATES)
-                sentences = []
-            self._candidates = (key, sentences)
-        return self._candidates[1]
+        The n best grammar sentences are tried in order; the first that means something local
+        is the constrained reading, and `gap` is how much less likely per token it is than the
+        free reading (≈ 0 when the audio says it, several nats when it is forced onto other speech)."""
+        hypotheses = getattr(details, "grammar", ()) or ()
+        if self._language is None or not hypotheses:
+            return None, 0.0, choose(free, None)
+        for hypothesis in hypotheses:
+            sentence = normalise_words(hypothesis.text)
+            reading = self._language.understand(sentence)
+            if reading.kind in ("tool", "answer", "speaker", "timer"):
+                gap = float(details.mean_logprob) - float(hypothesis.mean_logprob)
+                return sentence, math.exp(-max(0.0, gap)), choose(free, reading, gap=gap)
+        return normalise_words(hypotheses[0].text), 0.0, choose(free, None)
 
     async def _local(self, decision: Decision, utterance: VoiceStopped) -> None:
         if decision.kind == "speaker" and decision.action is not None:

@@ -29,6 +29,7 @@ from hassil.recognize import RecognizeResult
 from device.events import ToolCall, ToolResult
 from device.intent.actions import HERE, HOME_INTENTS, LOCAL_INTENTS, Actions
 from device.intent.decision import Decision, Meaning
+from device.intent.grammar_graph import GrammarGraph, build_graph
 from device.intent.responses import Responses
 from device.intent.slots import home_slot_lists, name_variants, signature
 from device.intent.templates import Templates, load_templates
@@ -58,6 +59,22 @@ class HomeLanguage:
         self.responses = Responses(self.templates.responses)
         self.actions = Actions(registry, area=area, render=self.responses.intent, now=now)
         self._lists: tuple[tuple[object, ...], dict[str, SlotList], frozenset[str]] | None = None
+        self._graph: tuple[tuple[object, ...], GrammarGraph] | None = None
+
+    # --- the sentences the home can hear, for constrained decoding ------------------------------
+
+    def signature(self) -> tuple[object, ...]:
+        """Changes whenever the home's names, areas, modes or presets do."""
+        return signature(self.registry)
+
+    def graph(self) -> GrammarGraph:
+        """Every local sentence of the language over the home as it is now, as a word graph with
+        shared sub-grammars (built in ~1 s, never enumerated; cached until the home changes)."""
+        key = self.signature()
+        if self._graph is None or self._graph[0] != key:
+            graph = build_graph(self.templates.intents, self.slot_lists(), LOCAL_INTENTS)
+            self._graph = (key, graph)
+        return self._graph[1]
 
     # --- matching --------------------------------------------------------------------------------
 
@@ -206,5 +223,3 @@ def _article(thing: str) -> str:
     return "an" if thing[:1].lower() in "aeiou" else "a"
 
 
-def local_intents() -> frozenset[str]:
-    return frozenset(LOCAL_INTENTS)

@@ -21,6 +21,7 @@ import onnxruntime as ort
 
 from device.errors import ModelError
 from models.asr.constrained import confidences, score_candidates
+from models.asr.grammar_search import GrammarSearch, Hypothesis, WordGraph
 from models.asr.heap import limit_heap_growth, trim
 from models.asr.loops import drop_repeats, repeats, token_loop
 from models.asr.mel import HOP, MAX_FRAMES, N_MELS, SAMPLE_RATE, LogMel
@@ -57,6 +58,32 @@ class Details:
     windows: int
     skipped: str | None = None
     """Why the model didn't run at all ('empty', 'silence'), else None."""
+    sum_logprob: float = 0.0
+    """Sum of the chosen tokens' log-probabilities, end-of-text included (all windows)."""
+    scored_tokens: int = 0
+    """How many tokens that sum covers (the text's plus one end per window)."""
+    grammar: tuple[Hypothesis, ...] = ()
+    """The best sentences of the grammar searched on the same encoding (one-window audio only)."""
+    grammar_ms: float = 0.0
+
+    @property
+    def mean_logprob(self) -> float:
+        """The free reading's log-probability per token: what a grammar sentence is weighed against."""
+        return self.sum_logprob / self.scored_tokens if self.scored_tokens else 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class FreeDecode:
+    """Greedy decoding of one encoded window."""
+
+    tokens: tuple[int, ...]
+    sum_logprob: float
+    """Log-probability of the kept tokens, plus the end-of-text's when the model wrote one."""
+    scored: int
+    """Tokens in `sum_logprob`: the text's plus the end-of-text (if written; a loop cut short has none)."""
+    no_speech_prob: float
+    avg_logprob: float
+    """Whisper's own measure (every step taken, over the kept tokens + 1), for the no-speech rule."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,9 +179,30 @@ class WhisperOnnx:
         (out,) = self._head.run(None, {"hidden": hidden.reshape(-1, D_MODEL)})
         return np.asarray(out)
 
+    def token_logits(self, hidden: np.ndarray, *, first: bool) -> np.ndarray:
+        """Logits [N, vocab] with the tokens free decoding never emits masked (`first`: the first step's too).
+
+        Both free and grammar-constrained decoding normalise over this, so their log-probabilities compare.
+        """
+        logits = self.logits(hidden)
+        logits[:, self._suppress] = -np.inf
+        if first:
+            logits[:, self._suppress_begin] = -np.inf
+        return logits
+
+    def search_grammar(self, cross: EncoderOutput, search: GrammarSearch, n_best: int = 3) -> list[Hypothesis]:
+        """The n best sentences of `search`'s grammar for an encoded utterance (`encode` once, reuse)."""
+        return search.search(cross, n_best=n_best)
+
+    def prepare(self, graph: WordGraph) -> GrammarSearch:
+        """A search over `graph` for this model's tokens (built once per grammar, ~0.3 s)."""
+        return GrammarSearch(self, graph)
+
     # -- free transcription -------------------------------------------------------------------
 
-    def transcribe(self, audio: np.ndarray) -> tuple[str, Details]:
+    def transcribe(self, audio: np.ndarray, search: GrammarSearch | None = None) -> tuple[str, Details]:
+        """Free transcription; with `search`, also the grammar's best sentences for the same audio
+        (the encoder runs once for both)."""
         audio = _check_audio(audio)
         duration = len(audio) / SAMPLE_RATE
         if len(audio) < HOP * 2:
@@ -162,7 +210,10 @@ class WhisperOnnx:
         if float(np.abs(audio).max()) < SILENCE_PEAK:
             return "", Details(duration, (), 0.0, 1.0, 0.0, 0.0, 0, skipped="silence")
         texts, tokens, logprobs, no_speech = [], [], [], []
-        enc_ms = dec_ms = 0.0
+        enc_ms = dec_ms = sum_logprob = 0.0
+        scored = 0
+        grammar: list[Hypothesis] = []
+        grammar_ms = 0.0
         starts = range(0, len(audio), WINDOW_SAMPLES)
         for start in starts:
             window = audio[start : start + WINDOW_SAMPLES]
@@ -171,10 +222,18 @@ class WhisperOnnx:
             t0 = time.perf_counter()
             cross = self.encode(window)
             t1 = time.perf_counter()
-            ids, logprob, p_none = self._greedy(cross, len(window) / SAMPLE_RATE)
+            free = self.decode_free(cross, len(window) / SAMPLE_RATE)
+            ids, p_none = list(free.tokens), free.no_speech_prob
+            logprob = free.avg_logprob
+            sum_logprob += free.sum_logprob
+            scored += free.scored
             t2 = time.perf_counter()
             enc_ms += (t1 - t0) * 1000
             dec_ms += (t2 - t1) * 1000
+            if search is not None and len(starts) == 1:
+                # A command is one window; a longer utterance is a question, not a home sentence.
+                grammar = search.search(cross, n_best=3)
+                grammar_ms = (time.perf_counter() - t2) * 1000
             if p_none > NO_SPEECH_THRESHOLD and logprob < LOGPROB_THRESHOLD:
                 _LOGGER.debug("window at %.1f s judged no speech (p=%.2f)", start / SAMPLE_RATE, p_none)
                 ids = []
@@ -192,29 +251,39 @@ class WhisperOnnx:
             encoder_ms=enc_ms,
             decoder_ms=dec_ms,
             windows=len(logprobs),
+            sum_logprob=sum_logprob,
+            scored_tokens=scored,
+            grammar=tuple(grammar),
+            grammar_ms=grammar_ms,
         )
         return text, details
 
     def _greedy(self, cross: EncoderOutput, seconds: float) -> tuple[list[int], float, float]:
+        free = self.decode_free(cross, seconds)
+        return list(free.tokens), free.avg_logprob, free.no_speech_prob
+
+    def decode_free(self, cross: EncoderOutput, seconds: float) -> FreeDecode:
+        """Greedy decoding of an encoded window of `seconds` of audio (`encode` once, reuse)."""
         max_tokens = min(224, int(TOKENS_PER_SECOND * seconds) + 8)
         tokens = np.array([self.prompt], dtype=np.int64)
         cache = self.empty_cache(1)
         out: list[int] = []
+        steps: list[float] = []
         total_logprob = 0.0
         no_speech_prob = 0.0
+        ended = False
         for step in range(max_tokens):
             hidden, cache = self.decode(tokens, cache, cross)
             if step == 0 and self.tokenizer.no_speech is not None:
                 first = _log_softmax(self.logits(hidden[0, :1]))[0]
                 no_speech_prob = float(np.exp(first[self.tokenizer.no_speech]))
-            logits = self.logits(hidden[0, -1:])[0]
-            logits[self._suppress] = -np.inf
-            if step == 0:
-                logits[self._suppress_begin] = -np.inf
+            logits = self.token_logits(hidden[0, -1:], first=step == 0)[0]
             logprobs = _log_softmax(logits[None])[0]
             token = int(np.argmax(logits))
             total_logprob += float(logprobs[token])
+            steps.append(float(logprobs[token]))
             if token == self.tokenizer.eot:
+                ended = True
                 break
             out.append(token)
             if token_loop(out):
@@ -224,7 +293,8 @@ class WhisperOnnx:
                 out = self._first_round(out)
                 break
             tokens = np.array([[token]], dtype=np.int64)
-        return out, total_logprob / (len(out) + 1), no_speech_prob
+        kept = steps[: len(out)] + steps[-1:] if ended else steps[: len(out)]
+        return FreeDecode(tuple(out), float(sum(kept)), len(kept), no_speech_prob, total_logprob / (len(out) + 1))
 
     def _first_round(self, tokens: list[int]) -> list[int]:
         """The shortest prefix of a looped token sequence that reads as the loop's first round."""
