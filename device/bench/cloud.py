@@ -8,6 +8,9 @@ Per turn, on loopback with a real WebSocket:
   measured while a paced reply is streaming.
 The peer in the same run is the floor: a bare WebSocket round trip of an event of the same size
 on the same loop, so the numbers read as "our overhead over the transport".
+
+`--transport websocket,webrtc` adds the transport as a dimension (`cloud_links.py`): the same
+turns over each transport at 0/2/5 % loss and 50/150 ms RTT, in the same run.
 """
 
 from __future__ import annotations
@@ -77,6 +80,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--turns", type=int, default=40, help="turns per measurement (≥ 30 for the report)")
     parser.add_argument("--utterance-ms", type=int, default=1500, help="length of each spoken request")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    parser.add_argument("--transport", metavar="LIST",
+                        help="compare transports (comma-separated: websocket,webrtc) on impaired links")
+    parser.add_argument("--link-turns", type=int, default=5, help="turns per transport and link condition")
 
 
 def _utterance(ms: int) -> bytes:
@@ -158,6 +164,8 @@ def run(args: argparse.Namespace) -> int:
     if args.turns < 1:
         sys.stderr.write("--turns must be at least 1\n")
         return 2
+    if args.transport is not None:
+        return _links(args)
     results: dict[str, Any] = asyncio.run(_latency(args.turns, args.utterance_ms))
     results["barge_in_stop_ms"] = asyncio.run(_barge_in(args.turns))
     results["peer_ws_round_trip_ms"] = asyncio.run(_floor(args.turns))
@@ -173,6 +181,22 @@ def run(args: argparse.Namespace) -> int:
             out(f"  {key:<24} {value:8.2f} ms {target}\n")
         out("  all targets met\n" if not missed else f"  MISSED: {', '.join(missed)}\n")
     return 1 if missed else 0
+
+
+def _links(args: argparse.Namespace) -> int:
+    from device.bench import cloud_links  # aiortc loads only for this comparison
+
+    transports = [t.strip() for t in args.transport.split(",") if t.strip()]
+    if not transports or set(transports) - {"websocket", "webrtc"} or args.link_turns < 1:
+        sys.stderr.write("--transport takes websocket and/or webrtc, and --link-turns at least 1\n")
+        return 2
+    results = asyncio.run(cloud_links.compare(transports, args.link_turns, args.utterance_ms))
+    if args.json:
+        sys.stdout.write(json.dumps({"turns": args.link_turns, "utterance_ms": args.utterance_ms,
+                                     "links": cloud_links.as_json(results)}) + "\n")
+    else:
+        sys.stdout.write(cloud_links.report(results, args.link_turns, args.utterance_ms))
+    return 0
 
 
 if __name__ == "__main__":

@@ -46,6 +46,8 @@ WATCH = ("light.kitchen_light", "climate.thermostat", "lock.front_door", "light.
 def register(sub: Any) -> None:
     parser = sub.add_parser("demo", help="run the whole speaker on synthesized speech with a virtual home and cloud")
     parser.add_argument("--keep", metavar="DIR", help="keep the demo's audio files in DIR")
+    parser.add_argument("--cloud-transport", choices=("websocket", "webrtc"), default="websocket",
+                        help="how the cloud turn travels (webrtc: Opus over RTP, events on a data channel)")
     parser.set_defaults(func=run_demo)
 
 
@@ -73,7 +75,9 @@ def run_demo(args: argparse.Namespace) -> int:
     home = subprocess.Popen(
         [sys.executable, "-m", "device.sim.home", "--mqtt", broker.url], stdout=subprocess.PIPE, text=True
     )
-    cloud = subprocess.Popen([sys.executable, "-m", "device.sim.cloud", "--port", "0"], stdout=subprocess.PIPE, text=True)
+    webrtc = ["--webrtc"] if args.cloud_transport == "webrtc" else []
+    cloud = subprocess.Popen([sys.executable, "-m", "device.sim.cloud", "--port", "0", *webrtc],
+                             stdout=subprocess.PIPE, text=True)
     try:
         assert home.stdout is not None and cloud.stdout is not None
         home_ready = json.loads(home.stdout.readline())
@@ -81,6 +85,8 @@ def run_demo(args: argparse.Namespace) -> int:
         print_json({"type": "demo", "step": "ready", "broker": broker.url, "cloud": cloud_ready["url"],
                     "devices": len(home_ready["entities"])})
         settings = demo_settings(broker, cloud_ready["url"])
+        if webrtc:
+            settings = replace_path(replace_path(settings, "cloud.transport", "webrtc"), "cloud.base_url", cloud_ready["base_url"])
         speaker_path = workdir / "speaker.wav"
         status = asyncio.run(
             run(settings, RunOptions(audio=str(audio_path)), [print_event()], speaker=WavOutput(speaker_path))

@@ -10,6 +10,8 @@ the documented error codes. Two ways to drive it:
   format asks).
 
 Handshake faults (401/429/5xx, the beta header rejected with close 4000, a key check) are options.
+With `webrtc=True` it also answers WebRTC calls (`fake_webrtc.py`: the calls endpoint, aiortc on
+its side, the same scripted replies, and injectable loss, jitter and RTT on its audio).
 Everything is generated as GA events and rendered for the dialect by `protocol.server_to_dialect`.
 """
 
@@ -33,6 +35,7 @@ import websockets
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.http11 import Request, Response
 
+from device.cloud.fake_link import DelayLine, ImpairedSocket, Impairment
 from device.cloud.protocol import BYTES_PER_MS, PCM_RATE, Dialect, server_to_dialect
 
 log = logging.getLogger(__name__)
@@ -88,8 +91,13 @@ def load_transcript(path: Path) -> list[tuple[str, dict[str, Any]]]:
 
 @dataclass
 class _Conn:
-    ws: ServerConnection
+    ws: Any
+    """The WebSocket, or the WebRTC data channel's peer (fake_webrtc.ChannelPeer: same send/close/abort)."""
     dialect: Dialect
+    media: Any = None
+    """WebRTC: the reply's audio track (play/clear/drained); None: audio deltas on the socket."""
+    playing: str | None = None
+    tasks: set[asyncio.Task[None]] = field(default_factory=set)
     buffered_ms: float = 0.0
     active: str | None = None
     stream: asyncio.Task[None] | None = None
@@ -115,6 +123,10 @@ class FakeRealtimeServer:
         session_s: int = 3600,
         host: str = "127.0.0.1",
         port: int = 0,
+        webrtc: bool = False,
+        impairment: Impairment | None = None,
+        webrtc_fault: str | None = None,
+        calls_status: int | None = None,
     ) -> None:
         self.dialect = dialect
         self.replies: deque[Reply] = deque(replies or ())
@@ -138,6 +150,13 @@ class FakeRealtimeServer:
         self.replay_finished = asyncio.Event()
         self._server: Server | None = None
         self._conns: list[_Conn] = []
+        self.webrtc = webrtc
+        self.impairment = impairment or Impairment()
+        self.webrtc_fault = webrtc_fault
+        """'ice' (unreachable candidates) or 'dtls' (a wrong fingerprint) in every SDP answer."""
+        self.calls_status = calls_status
+        """Refuse every WebRTC call with this HTTP status."""
+        self.calls: Any = None
         self._ids = itertools.count(1)
 
     @property
@@ -151,6 +170,12 @@ class FakeRealtimeServer:
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
 
+    @property
+    def base_url(self) -> str:
+        """The REST base for WebRTC (client secrets, calls)."""
+        assert self.calls is not None, "start the fake with webrtc=True"
+        return f"http://{self.host}:{self.calls.port}/v1"
+
     async def start(self) -> None:
         self._server = await serve(
             self._handle, self.host, self.port, process_request=self._check_request,
@@ -158,8 +183,15 @@ class FakeRealtimeServer:
         )
         sock = next(iter(self._server.sockets))
         self.port = sock.getsockname()[1]
+        if self.webrtc:
+            from device.cloud.fake_webrtc import CallsEndpoint  # aiortc only when asked for
+
+            self.calls = CallsEndpoint(self)
+            await self.calls.start()
 
     async def stop(self) -> None:
+        if self.calls is not None:
+            await self.calls.stop()
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
@@ -186,6 +218,7 @@ class FakeRealtimeServer:
     async def _handle(self, ws: ServerConnection) -> None:
         conn = _Conn(ws, self.dialect)
         self._conns.append(conn)
+        inbound = None
         try:
             if self.reject_beta and ws.request is not None and ws.request.headers.get("OpenAI-Beta"):
                 await self._send(conn, _error("beta_api_shape_disabled", "The Realtime Beta API is no longer supported."))
@@ -197,17 +230,30 @@ class FakeRealtimeServer:
             if self.silent:
                 await ws.wait_closed()
                 return
+            if self.impairment.any:  # the same link model as the WebRTC side (fake_link.py)
+                conn.ws = ImpairedSocket(ws, self.impairment)
+                inbound = DelayLine(lambda m: self._on_message(conn, m), self.impairment, lossy=False)
             await self._send(conn, {"type": "session.created", "session": self._session()})
             async for message in ws:
-                event = json.loads(message)
-                self.received.append(event)
-                await self._on_client(conn, event)
+                if inbound is not None:
+                    inbound.put(message)
+                else:
+                    await self._on_message(conn, message)
         except websockets.ConnectionClosed:
             pass
         finally:
+            if inbound is not None:
+                inbound.stop()
+            if isinstance(conn.ws, ImpairedSocket):
+                conn.ws.stop()
             if conn.stream is not None:
                 conn.stream.cancel()
             self._conns.remove(conn)
+
+    async def _on_message(self, conn: _Conn, message: str | bytes) -> None:
+        event = json.loads(message)
+        self.received.append(event)
+        await self._on_client(conn, event)
 
     def _session(self) -> dict[str, Any]:
         if self.dialect == "beta":
@@ -280,6 +326,10 @@ class FakeRealtimeServer:
                     rid = conn.active
                     conn.active = None
                     await self._done(conn, rid, "cancelled", {"type": "cancelled", "reason": "client_cancelled"})
+            case "output_audio_buffer.clear" if conn.media is not None:
+                conn.media.clear()
+                playing, conn.playing = conn.playing, None
+                await self._send(conn, {"type": "output_audio_buffer.cleared", "response_id": playing})
             case "conversation.item.truncate":
                 item_id, end = event.get("item_id"), event.get("audio_end_ms", 0)
                 if item_id not in conn.audio_ms or end > conn.audio_ms[item_id]:
@@ -337,7 +387,13 @@ class FakeRealtimeServer:
                 audio = tone(ms, (sent * PCM_RATE // 1000) % PCM_RATE)
                 if n == 0:
                     self.first_delta_sent.append(time.perf_counter())
-                await self._send(conn, {"type": "response.output_audio.delta", **part, "delta": base64.b64encode(audio).decode()})
+                    if conn.media is not None:
+                        conn.playing = rid
+                        await self._send(conn, {"type": "output_audio_buffer.started", "response_id": rid})
+                if conn.media is not None:
+                    conn.media.push(audio, PCM_RATE)  # over WebRTC the reply is the track, not deltas
+                else:
+                    await self._send(conn, {"type": "response.output_audio.delta", **part, "delta": base64.b64encode(audio).decode()})
                 sent += ms
                 conn.audio_ms[item_id] = sent
                 self.deltas_sent += 1
@@ -354,6 +410,16 @@ class FakeRealtimeServer:
             await self._done(conn, rid, "failed", {"type": "failed", "error": {"type": "invalid_request_error", "code": reply.fail_code}}, output)
         else:
             await self._done(conn, rid, "completed", None, output)
+        if conn.media is not None and not reply.calls:
+            # WebRTC: response.done comes when generation ends; the play-out ends later.
+            task = asyncio.create_task(self._stopped(conn, rid))
+            conn.tasks.add(task)
+            task.add_done_callback(conn.tasks.discard)
+
+    async def _stopped(self, conn: _Conn, rid: str) -> None:
+        await conn.media.drained()
+        if conn.playing == rid:
+            await self._send(conn, {"type": "output_audio_buffer.stopped", "response_id": rid})
 
     async def _done(self, conn: _Conn, rid: str, status: str, details: dict[str, Any] | None,
                     output: list[dict[str, Any]] | None = None) -> None:

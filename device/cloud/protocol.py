@@ -82,6 +82,11 @@ class AudioClear:
 
 
 @dataclass(frozen=True, slots=True)
+class OutputAudioClear:
+    """WebRTC only: drop the server's unplayed output audio (barge-in)."""
+
+
+@dataclass(frozen=True, slots=True)
 class ResponseCreate:
     text_only: bool = False
     metadata: dict[str, str] | None = None
@@ -130,7 +135,7 @@ class HistoryText:
 
 
 ClientEvent = (
-    SessionUpdate | AudioAppend | AudioCommit | AudioClear | ResponseCreate | OutOfBandResponse | ResponseCancel
+    SessionUpdate | AudioAppend | AudioCommit | AudioClear | OutputAudioClear | ResponseCreate | OutOfBandResponse | ResponseCancel
     | ItemTruncate | FunctionCallOutput | UserText | HistoryText
 )
 
@@ -180,6 +185,8 @@ def client_to_wire(event: ClientEvent, dialect: Dialect, event_id: str | None = 
             out = {"type": "input_audio_buffer.commit"}
         case AudioClear():
             out = {"type": "input_audio_buffer.clear"}
+        case OutputAudioClear():
+            out = {"type": "output_audio_buffer.clear"}
         case ResponseCreate(text_only, metadata):
             out = {"type": "response.create"}
             response: dict[str, Any] = {}

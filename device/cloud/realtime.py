@@ -32,13 +32,12 @@ from typing import Any, Literal
 
 import numpy as np
 import soxr
-import websockets
-from websockets.asyncio.client import ClientConnection
 
 from device.cloud import protocol as p
 from device.cloud.calls import run_tool, tool_output
 from device.cloud.connection import PROMPTS, RETRYABLE, backoff_delay, closed_error, open_socket
 from device.cloud.playback import ReplyPlayer
+from device.cloud.transport import Transport, TransportClosed, WebSocketTransport
 from device.errors import CloudError
 from device.events import Say, ToolResult
 from device.settings import CloudSettings
@@ -63,6 +62,11 @@ MAX_CALLS = 8
 MAX_TOOL_ROUNDS = 8
 MAX_RESPONSES = 32
 """Responses one turn may see; a real one needs one per tool round plus one."""
+MEDIA_JITTER_MS = 40
+"""Reply held before playback over WebRTC, on top of jitter_ms (measured: `voxhome bench cloud
+--transport`, 0 gaps at 0 % loss with it, ~50 ms of gap at the end of each reply without)."""
+NO_FALLBACK = frozenset({"cloud-turn-timeout", "cloud-reply-too-long", "cloud-overflow", "cloud-disabled"})
+"""WebRTC faults the WebSocket can't fix: the turn's own bounds were broken."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +83,8 @@ class CloudOutcome:
     """Listen this long without the wake word (same session) after a completed reply."""
     first_audio_ms: int | None = None
     """From the start of the turn (connecting included) to the first reply sample at the sink."""
+    fell_back: str | None = None
+    """The WebRTC fault (a CloudError code) that sent this turn over the WebSocket instead."""
 
     def say(self) -> Say | None:
         return Say(prompt=self.prompt) if self.prompt else None
@@ -134,7 +140,11 @@ class RealtimeClient:
         self.clock = clock
         self._sleep = sleep
         self._rng = rng or random.Random()
-        self._ws: ClientConnection | None = None
+        self._ws: Transport | None = None
+        """The session's transport (WebSocket or WebRTC); None between sessions."""
+        self._kind = settings.transport
+        """The transport the next session opens: settings.transport, or the WebSocket after a fallback."""
+        self._calls_run = 0
         self._reader: asyncio.Task[None] | None = None
         self._idle_task: asyncio.Task[None] | None = None
         self._events: asyncio.Queue[QueueItem] = asyncio.Queue()
@@ -175,6 +185,15 @@ class RealtimeClient:
         """Clock time the current turn's first reply sample went to the sink (benchmarks)."""
         return self._reply.first_sample_at
 
+    async def upstream_bytes(self) -> int:
+        """Bytes the session's transport has sent so far (0 without a session), for benchmarks."""
+        return await self._ws.sent_bytes() if self._ws is not None else 0
+
+    @property
+    def concealed_ms(self) -> int:
+        """Reply audio lost on the way and played as silence in this session (WebRTC)."""
+        return self._ws.gaps_ms if self._ws is not None else 0
+
     # ------------------------------------------------------------ connection
 
     async def connect(self) -> None:
@@ -188,7 +207,8 @@ class RealtimeClient:
                 await self._open()
                 return
             except CloudError as err:
-                if err.code not in RETRYABLE or attempt > self.settings.retries:
+                # WebRTC isn't retried: the turn falls back to the WebSocket (with its retries).
+                if err.code not in RETRYABLE or attempt > self.settings.retries or self._kind == "webrtc":
                     raise
                 delay = backoff_delay(attempt, self._rng)
                 log.info("cloud connect failed (%s); retry %d in %.2f s", err.code, attempt, delay)
@@ -196,7 +216,7 @@ class RealtimeClient:
 
     async def _open(self) -> None:
         timeout = self.settings.connect_timeout_s
-        ws = await open_socket(self.settings)
+        ws = await self._open_transport()
         self._ws = ws
         self._events, self._queued_bytes = asyncio.Queue(), 0
         self._room.set()
@@ -224,7 +244,14 @@ class RealtimeClient:
         lifetime = (created.expires_at - self._wall()) if created.expires_at else None
         # expires_at is server wall time; a value already past means a skewed clock, so ignore it.
         self._rotate_at = self.clock() + lifetime - ROTATE_MARGIN_S if lifetime and lifetime > ROTATE_MARGIN_S else None
-        log.info("cloud session %s open (%s)", created.session_id, self.settings.dialect)
+        log.info("cloud session %s open (%s, %s)", created.session_id, self.settings.dialect, ws.name)
+
+    async def _open_transport(self) -> Transport:
+        if self._kind == "webrtc":
+            from device.cloud.webrtc import open_webrtc  # aiortc loads only when WebRTC is used
+
+            return await open_webrtc(self.settings)
+        return WebSocketTransport(await open_socket(self.settings))
 
     def _session_config(self) -> p.SessionConfig:
         s = self.settings
@@ -235,6 +262,7 @@ class RealtimeClient:
 
     async def close(self) -> None:
         ws, self._ws = self._ws, None
+        self._kind = self.settings.transport  # a fallback lasts as long as its session
         if self._idle_task is not None and self._idle_task is not asyncio.current_task():
             self._idle_task.cancel()
         if ws is not None:
@@ -246,18 +274,21 @@ class RealtimeClient:
                 await self._reader
             self._reader = None
 
-    async def _read(self, ws: ClientConnection) -> None:
+    async def _read(self, ws: Transport) -> None:
         """Reader task: frames → typed events; keeps response tracking current between turns."""
         try:
-            async for message in ws:
-                try:
-                    events = p.parse_server_event(message, self.settings.dialect, self.settings.max_frame_bytes)
-                except CloudError as err:
-                    log.warning("%s", err.message)
-                    continue
-                except Exception:  # noqa: BLE001 - a frame the parser missed loses that frame only
-                    log.exception("dropped a cloud frame the parser could not type")
-                    continue
+            async for message in ws.frames():
+                if not isinstance(message, str | bytes):
+                    events: list[p.ServerEvent] = [message]  # decoded media: already an event
+                else:
+                    try:
+                        events = p.parse_server_event(message, self.settings.dialect, self.settings.max_frame_bytes)
+                    except CloudError as err:
+                        log.warning("%s", err.message)
+                        continue
+                    except Exception:  # noqa: BLE001 - a frame the parser missed loses that frame only
+                        log.exception("dropped a cloud frame the parser could not type")
+                        continue
                 for event in events:
                     if isinstance(event, p.ResponseCreated):
                         _remember(self._known, event.response_id)
@@ -271,11 +302,9 @@ class RealtimeClient:
                 # Flow control: while the turn is behind, stop reading; the socket's buffers and
                 # then TCP's window make the server wait, and nothing piles up here.
                 await self._room.wait()
-            code, reason = ws.close_code, ws.close_reason or ""
-        except websockets.ConnectionClosed as err:
-            code, reason = (err.rcvd.code, err.rcvd.reason) if err.rcvd else (None, "")
-            if err.sent is not None and err.sent.code == 1009:  # we refused an oversized frame
-                code, reason = 1009, err.sent.reason
+            code, reason = None, ""
+        except TransportClosed as err:
+            code, reason = err.code, err.reason
         if self._ws is ws:
             self._ws = None
         self._active = None
@@ -309,7 +338,7 @@ class RealtimeClient:
             event_id = f"vox_{self._ids}"
         try:
             await self._ws.send(json.dumps(p.client_to_wire(event, self.settings.dialect, event_id)))
-        except websockets.ConnectionClosed:
+        except TransportClosed:
             raise await self._why_closed() from None
         return event_id
 
@@ -368,12 +397,39 @@ class RealtimeClient:
             await self.connect()
             outcome = await self._audio_turn(utterance)
         except CloudError as err:
-            outcome = await self._fail(err)
+            if self._kind == "webrtc" and err.code not in NO_FALLBACK and not self._heard_anything():
+                outcome = await self._fall_back(utterance, err)
+            else:
+                outcome = await self._fail(err)
         self._touch()
         first = self._reply.first_sample_at
         if first is not None and first >= started:
             outcome = dataclasses.replace(outcome, first_audio_ms=round((first - started) * 1000))
         return outcome
+
+    def _player(self) -> ReplyPlayer:
+        # Over WebRTC the reply comes in real time, through aiortc's 4-frame receive buffer and two
+        # resamplers: hold a little more of it, or the speaker runs dry before its last frames.
+        extra = MEDIA_JITTER_MS if self._kind == "webrtc" else 0
+        return ReplyPlayer(self.sink, self.clock, self.settings.jitter_ms + extra)
+
+    def _heard_anything(self) -> bool:
+        """Whether this turn already played reply audio or ran a tool (a retry would repeat them)."""
+        return self._reply.started or self._heard_ms > 0 or self._calls_run > 0
+
+    async def _fall_back(self, utterance: bytes, cause: CloudError) -> CloudOutcome:
+        """WebRTC could not carry the turn: the same request over the WebSocket, once."""
+        log.warning("cloud over WebRTC failed: %s (%s); this turn goes over the WebSocket",
+                    cause.message, cause.code, extra={"code": cause.code})
+        await self.close()
+        self._kind = "websocket"
+        self._reply = self._player()
+        try:
+            await self.connect()
+            outcome = await self._audio_turn(utterance)
+        except CloudError as err:
+            outcome = await self._fail(err)
+        return dataclasses.replace(outcome, fell_back=cause.code)
 
     async def text_turn(self, text: str) -> CloudOutcome:
         """A typed or locally transcribed request answered in text (no audio)."""
@@ -418,7 +474,7 @@ class RealtimeClient:
         """
         self._aborted = True
         self._heard_ms += self._reply.stop().played_ms
-        self._reply = ReplyPlayer(self.sink, self.clock, self.settings.jitter_ms)
+        self._reply = self._player()
         if self._turn_task is not None and not self._turn_task.done():
             log.info("cloud turn aborted (shutdown)")
             self._turn_task.cancel()
@@ -462,10 +518,11 @@ class RealtimeClient:
         self._busy = True
         self._last_activity = self.clock()
         self._interrupted = False
-        self._reply = ReplyPlayer(self.sink, self.clock, self.settings.jitter_ms)
+        self._reply = self._player()
         self._heard_ms = 0
         self._deadline = self.clock() + self.settings.turn_timeout_s
         self._reply_ms, self._reply_bytes = 0.0, 0
+        self._calls_run = 0
         self._stale = set(self._known)
         while not self._events.empty():  # stale events of an earlier, finished turn
             event = self._get_nowait()
@@ -480,9 +537,15 @@ class RealtimeClient:
             return CloudOutcome("empty")
         if client_vad:
             await self._send(p.AudioClear())
-        step = APPEND_MS * p.BYTES_PER_MS
-        for start in range(0, len(audio), step):
-            await self._send(p.AudioAppend(audio[start:start + step]))
+        if self._ws is not None and self._ws.media:
+            try:
+                await self._ws.send_audio(utterance)  # paced on the Opus track, no appends
+            except TransportClosed:
+                raise await self._why_closed() from None
+        else:
+            step = APPEND_MS * p.BYTES_PER_MS
+            for start in range(0, len(audio), step):
+                await self._send(p.AudioAppend(audio[start:start + step]))
         if client_vad:
             await self._send(p.AudioCommit())
             await self._wait_idle()
@@ -661,7 +724,7 @@ class RealtimeClient:
                 await self._play_out()
         if err.code in ("cloud-turn-timeout", "cloud-overflow", "cloud-reply-too-long"):
             self._heard_ms += self._reply.stop().played_ms  # past a bound nothing more plays
-            self._reply = ReplyPlayer(self.sink, self.clock, self.settings.jitter_ms)
+            self._reply = self._player()
             await self.close()  # a server that broke a bound isn't trusted with the next turn
         if err.code == "cloud-timeout" and self._ws is not None and self._active is not None:
             with contextlib.suppress(CloudError):
@@ -681,6 +744,7 @@ class RealtimeClient:
                 if index >= MAX_CALLS:
                     result = ToolResult(call.call_id, name[:80], "error", {}, f"at most {MAX_CALLS} calls per response")
                 else:
+                    self._calls_run += 1
                     result = await run_tool(self.tools, call.call_id, name, call.arguments,
                                             timeout_s=self.settings.tool_timeout_s)
                 _remember(self._results, call.call_id, result)
@@ -700,7 +764,7 @@ class RealtimeClient:
 
     async def _barge_in(self, *, server_cancels: bool, reason: str = "speech") -> int:
         heard = self._reply.stop()  # silence first, before any await: latency beats protocol order
-        self._reply = ReplyPlayer(self.sink, self.clock, self.settings.jitter_ms)
+        self._reply = self._player()
         self._heard_ms += heard.played_ms
         # Late deltas of what was playing are dropped by response id (they race the cancel).
         for rid in heard.response_ids:
@@ -716,6 +780,8 @@ class RealtimeClient:
         try:
             if not server_cancels and self._active is not None:
                 await self._send(p.ResponseCancel(self._active))
+            if not server_cancels and self._ws is not None and self._ws.media:
+                await self._send(p.OutputAudioClear())  # WebRTC: the server's play-out buffer too
             if heard.item_id is not None and heard.audio_end_ms > 0:
                 # Truncating at 0 ms is an error, and nothing was heard anyway.
                 await self._send(p.ItemTruncate(heard.item_id, heard.audio_end_ms))
