@@ -57,7 +57,9 @@ def check_wake(path: Path, manifest: BundleManifest) -> str:
     """Run the wake runner over each golden clip: `expected` is the word that must fire, '' for none.
 
     The model is `metadata.model` if given, else the bundle's microWakeWord .json (or its only
-    .tflite/.onnx); one second of silence follows each clip so a late detection still counts.
+    .tflite/.onnx); a bundle of several words lists them all in `metadata.models`, listened for
+    at once as the device does. One second of silence follows each clip so a late detection
+    still counts.
     """
     import numpy as np
 
@@ -71,10 +73,12 @@ def check_wake(path: Path, manifest: BundleManifest) -> str:
     candidates = [f.path for f in manifest.files if f.path.endswith(".json")] or [
         f.path for f in manifest.files if f.path.endswith((".tflite", ".onnx"))
     ]
+    listed = manifest.metadata.get("models")
     model = str(manifest.metadata.get("model") or (candidates[0] if len(candidates) == 1 else ""))
-    if not model:
+    models = [str(m) for m in listed] if isinstance(listed, list) and listed else [model] if model else []
+    if not models:
         raise ModelError("model-bad-manifest", f"wake bundle {manifest.name}: set metadata.model (found {candidates})")
-    detector = WakeWordDetector([resolve_word(WakeWordSettings(model=str(path / model)))])
+    detector = WakeWordDetector([resolve_word(WakeWordSettings(model=str(path / m))) for m in models])
     try:
         for case in manifest.golden:
             audio = np.concatenate([read_audio_file(path / case.audio), np.zeros(16000, dtype=np.float32)])

@@ -32,7 +32,8 @@ from models.tts.base import VoiceRunner
 
 _LOGGER = logging.getLogger(__name__)
 
-BUNDLE_VERSION = "1.0.0"
+BUNDLE_VERSION = "1.1.0"
+"""1.1.0: the hibari bundle carries its G2P data as g2p.sqlite (models.tts.lexicon)."""
 GOLDEN_TEXT = "Turned on the kitchen light."
 
 
@@ -104,6 +105,10 @@ def build_tts_bundle(out_dir: Path, name: str) -> Path:
             if not path.is_file():
                 raise ModelError("model-build", f"{voice.package} is installed without {path.name}")
             shutil.copyfile(path, tmp / path.name)
+        if voice.engine == "hibari":
+            from models.tts.lexicon import FILE, build_g2p_db
+
+            build_g2p_db(sources[0].parent, tmp / FILE)
         write_manifest(
             tmp, name=f"voxhome-tts-{name}", kind="tts", version=BUNDLE_VERSION, runtime="onnxruntime",
             metadata={

@@ -4,7 +4,9 @@ We run the ONNX session ourselves (`models.onnx`, one thread, like every other m
 only two pieces of the hibari package: its rule-and-lexicon G2P (misaki's, ported without spaCy or
 espeak-ng) and its host-side vocoder (`hibari.dsp`: the network predicts spectra, numpy turns them
 into a waveform). The bundle carries what an update may change: the acoustic model, its phoneme
-vocabulary and the out-of-vocabulary net; the lexicons are data of the pinned hibari-tts package.
+vocabulary, the out-of-vocabulary net and the G2P's lexicons and tagger as `g2p.sqlite`
+(`models.tts.lexicon`: looked up a word at a time instead of ~125 MB of dicts in RSS). A bundle
+built before that file existed still loads, with the package's in-memory lexicons.
 """
 
 from __future__ import annotations
@@ -18,7 +20,10 @@ from typing import Any
 import numpy as np
 
 from device.errors import AudioError, ModelError
-from models.onnx import check_inputs, open_session
+from models.onnx import check_inputs
+from models.tts.base import open_voice_session, run_options
+from models.tts.lexicon import FILE as G2P_DB
+from models.tts.lexicon import open_g2p
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -39,11 +44,12 @@ class HibariOnnx:
         self._vocab = vocab
         self._g2p = g2p
         self._seed = seed
+        self._run_options = run_options()
         self.name = name
 
     @classmethod
     def load(cls, bundle_dir: Path, *, threads: int = 1, british: bool = False) -> HibariOnnx:
-        """Load the bundle's model and G2P once (≈0.6 s: the lexicons); synthesis is then fast."""
+        """Load the bundle's model and G2P once; synthesis is then fast."""
         bundle_dir = Path(bundle_dir)
         for name in FILES:
             if not (bundle_dir / name).is_file():
@@ -53,16 +59,21 @@ class HibariOnnx:
             from hibari.g2p.oov import OOV
         except ImportError:
             raise ModelError("model-runtime", "the hibari voice needs the hibari-tts package (its G2P)") from None
-        session = open_session(bundle_dir / "hibari.onnx", threads=threads)
+        session = open_voice_session(bundle_dir / "hibari.onnx", threads=threads)
         check_inputs(session, {"ids": (1, None), "speed": (1,)}, "hibari")
         try:
             vocab = json.loads((bundle_dir / "vocab.json").read_text(encoding="utf-8"))
-            oov = OOV(str(bundle_dir / "oov.onnx"), session=open_session(bundle_dir / "oov.onnx"))
+            oov = OOV(str(bundle_dir / "oov.onnx"), session=open_voice_session(bundle_dir / "oov.onnx"))
         except (OSError, ValueError, KeyError) as err:
             raise ModelError("model-corrupt", f"hibari bundle {bundle_dir}: {err}") from None
         if not isinstance(vocab, dict) or not all(isinstance(v, int) for v in vocab.values()):
             raise ModelError("model-corrupt", f"hibari bundle {bundle_dir}: vocab.json is not a phoneme → id map")
-        return cls(session, vocab, G2P(oov=oov, british=british))
+        if (bundle_dir / G2P_DB).is_file():
+            g2p = open_g2p(bundle_dir / G2P_DB, oov, british=british)
+        else:
+            _LOGGER.info("hibari bundle %s has no %s: the G2P loads the package's lexicons", bundle_dir, G2P_DB)
+            g2p = G2P(oov=oov, british=british)
+        return cls(session, vocab, g2p)
 
     def phonemes(self, text: str) -> list[str]:
         """The model's phoneme strings for `text`, each short enough for one run."""
@@ -92,7 +103,8 @@ class HibariOnnx:
                 continue
             try:
                 outputs = self._session.run(
-                    None, {"ids": np.asarray([ids], np.int64), "speed": np.asarray([speed], np.float32)}
+                    None, {"ids": np.asarray([ids], np.int64), "speed": np.asarray([speed], np.float32)},
+                    self._run_options,
                 )
             except Exception as err:  # onnxruntime's errors are untyped
                 raise ModelError("model-run", f"hibari failed on {len(ids)} phonemes: {err}") from None

@@ -21,7 +21,8 @@ from typing import Any
 import numpy as np
 
 from device.errors import AudioError, ModelError
-from models.onnx import check_inputs, open_session
+from models.onnx import check_inputs
+from models.tts.base import open_voice_session, run_options
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -60,6 +61,7 @@ class PiperOnnx:
 
     def __init__(self, session: Any, config: dict[str, Any], *, name: str) -> None:
         self._session = session
+        self._run_options = run_options()
         self.name = name
         try:
             self.sample_rate = int(config["audio"]["sample_rate"])
@@ -90,7 +92,7 @@ class PiperOnnx:
             raise ModelError("model-corrupt", f"{config_path}: {err}") from None
         if config.get("num_speakers", 1) != 1:
             raise ModelError("model-corrupt", f"{config_path}: only single-speaker Piper voices are supported")
-        session = open_session(models[0], threads=threads)
+        session = open_voice_session(models[0], threads=threads)
         check_inputs(session, {"input": (1, None), "input_lengths": (1,), "scales": (3,)}, f"Piper {name}")
         return cls(session, config, name=name)
 
@@ -110,6 +112,7 @@ class PiperOnnx:
             (audio,) = self._session.run(
                 None,
                 {"input": np.asarray([ids], np.int64), "input_lengths": np.asarray([len(ids)], np.int64), "scales": scales},
+                self._run_options,
             )
         except Exception as err:  # onnxruntime's errors are untyped
             raise ModelError("model-run", f"Piper voice {self.name} failed on {len(ids)} ids: {err}") from None
