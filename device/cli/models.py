@@ -1,4 +1,4 @@
-"""`voxhome models build asr|prompts|tts` and `voxhome models bundle DIR`: the model factory."""
+"""`voxhome models build asr|prompts|tts|wake` and `voxhome models bundle DIR`: the model factory."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ BUILDERS = {
     "asr": "models.asr.factory",
     "prompts": "device.voice.factory",
     "tts": "models.tts.factory",
+    "wake": "models.wake_factory",
 }
 
 

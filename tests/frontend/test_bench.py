@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from device.bench.speech import VOICES
-from device.bench.wake_eval import detection_table, end_of_speech
+from device.bench.wake.endpoint import end_of_speech
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -25,13 +25,3 @@ def test_frontend_bench_prints_both_sides_and_the_ratio() -> None:
 def test_end_of_speech_eval_on_one_voice() -> None:
     (summary, _) = end_of_speech([VOICES[0]])
     assert "on 6 clean commands" in summary and "within 300 ms: 6/6" in summary
-
-
-def test_wake_table_checks_itself_against_pymicro_on_the_same_clips() -> None:
-    lines = detection_table([VOICES[0]], commands=1, snr=10.0)
-    ours = next(line for line in lines if line.startswith("all voices")).split()[2:]
-    peer = next(line for line in lines if line.startswith("pymicro-wakeword")).split()[2:]
-    assert len(ours) == len(peer) == 15  # 5 phrases x "clean | noisy"
-    agree = next(line for line in lines if line.startswith("same hit/miss"))
-    same, total = agree.split(" on ")[1].split()[0].split("/")
-    assert int(total) == 10 and int(same) >= 9  # the same models: a miss is the model's, not the runner's
