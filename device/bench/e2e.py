@@ -248,7 +248,11 @@ def attribute(timeline: list[tuple[float, dict[str, Any]]], published: list[tupl
         elif current >= 0 and event.get("type") == "route":
             routes.setdefault(current, str(event.get("way")))
         elif current >= 0 and event.get("type") == "transcript":
-            texts.setdefault(current, str(event.get("text", "")))
+            heard = str(event.get("text", ""))
+            if event.get("command"):
+                # What the home's grammar heard too, and how well the audio supports it (exp(-gap)).
+                heard += f" | grammar: {event['command']} ({event.get('command_confidence')})"
+            texts.setdefault(current, heard)
     pubs: dict[int, list[tuple[str, str]]] = defaultdict(list)
     for wall, topic, payload in published:
         owner = -1
