@@ -20,7 +20,7 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
-from device.assistant import Assistant, Recognizer, listen_via
+from device.assistant import Assistant, Recognizer, end_via, listen_via
 from device.cloud.confirmation import SpokenConfirmation
 from device.cloud.decision import RouteDecider
 from device.cloud.realtime import RealtimeClient
@@ -259,6 +259,8 @@ async def run(
     frontend = build_frontend(settings)
     if recognizer is None:
         recognizer = await asyncio.to_thread(load_recognizer, settings)
+    if settings.wake.verify:
+        await asyncio.to_thread(frontend.verify_with, recognizer)
     voice = await asyncio.to_thread(build_voice, settings, player)
     loaded = active_models(settings)  # after boot(): what this process really runs
     async with AsyncExitStack() as stack:
@@ -350,8 +352,8 @@ async def run(
             tools=home.tools if home is not None else None,
             cloud=satellites.turns if satellites is not None else cloud,
             cloud_confirmation=confirmation,
-            min_command_confidence=settings.asr.min_confidence,
             followup_ms=round(settings.cloud.followup_s * 1000),
+            end_now=end_via(service.inject) if settings.vad.early_ms else None,
         )
         # A file that isn't paced is a script of turns: wait for each answer before reading on,
         # as a person waits for the speaker to reply before speaking again.

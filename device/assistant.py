@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -30,12 +31,14 @@ from device.errors import VoxError
 from device.events import (
     CloudReply,
     Detection,
+    EndNow,
     Error,
     Interrupted,
     ListenTimeout,
     Routed,
     Say,
     SpeakerControl,
+    SpeechPaused,
     StartListening,
     ToolCall,
     ToolResult,
@@ -44,6 +47,7 @@ from device.events import (
 )
 from device.intent.answers import yes_or_no
 from device.intent.decision import Decision
+from device.intent.early import acts_early
 from device.intent.grammar_graph import normalise_words
 from device.intent.language import HomeLanguage
 from device.intent.policy import Choice, choose
@@ -118,6 +122,18 @@ class _Pending:
     """An unclear answer ('I'm not sure') gets the question once more, then the action is off."""
 
 
+@dataclass(frozen=True, slots=True)
+class _Reading:
+    """One utterance read and understood (both readings and the policy's choice)."""
+
+    text: str
+    details: Any
+    free: Decision | None
+    command: str | None = None
+    command_confidence: float = 0.0
+    choice: Choice | None = None
+
+
 class Assistant:
     def __init__(
         self,
@@ -131,8 +147,8 @@ class Assistant:
         cloud: CloudTurns | None = None,
         cloud_confirmation: SpokenConfirmation | None = None,
         timers: LocalTimers | None = None,
-        min_command_confidence: float = 0.6,
         followup_ms: int = 5000,
+        end_now: Callable[[SpeechPaused, object], None] | None = None,
     ) -> None:
         self._emit = emit
         self._listen = listen
@@ -143,11 +159,17 @@ class Assistant:
         self._cloud = cloud
         self._cloud_confirmation = cloud_confirmation
         self._timers = timers
-        self._min_command_confidence = min_command_confidence
         self._followup_ms = followup_ms
         self._pending: _Pending | None = None
         self._task: asyncio.Task[None] | None = None
         self._cloud_busy = False
+        self._end_now = end_now
+        """Early endpointing: end the utterance at this pause with this reading (None: off)."""
+        self._early: asyncio.Task[None] | None = None
+        self._early_read: tuple[int, _Reading] | None = None
+        """The last pause's reading (its speech end, ms): the normal end of the same speech reuses it."""
+        self._heard: tuple[str, Decision | None] = ("", None)
+        """The last free reading's meaning: a home sentence with the same words isn't parsed again."""
         can_search = recognizer is not None and language is not None and hasattr(recognizer, "prepare")
         self._grammars = _Grammars(recognizer, language) if can_search and recognizer and language else None
 
@@ -163,6 +185,10 @@ class Assistant:
                     await self._emit(Say(prompt="busy"))
                     return
                 self._task = asyncio.create_task(self._guarded(event))
+            case SpeechPaused():
+                busy = any(t is not None and not t.done() for t in (self._task, self._early))
+                if self._end_now is not None and self._grammars is not None and not busy and not self._waiting():
+                    self._early = asyncio.create_task(self._read_early(event))
             case ListenTimeout():
                 if self._pending is not None:
                     self._pending = None
@@ -174,7 +200,10 @@ class Assistant:
             await self._grammars.current()
 
     async def drain(self) -> None:
-        """Wait for the utterance in progress (the end of a file run, a clean shutdown)."""
+        """Wait for the utterance in progress (the end of a file run, a clean shutdown); an
+        early reading first, so a file run ends its utterances where a live one would."""
+        if self._early is not None:
+            await self._early
         if self._task is not None:
             await self._task
 
@@ -190,13 +219,58 @@ class Assistant:
             await self._emit(Error("internal", f"{type(err).__name__}: {err}", utterance.timestamp_ms))
             await self._emit(Say(prompt="error"))
 
+    def _waiting(self) -> bool:
+        """A yes/no answer is expected (ours or the cloud's question)."""
+        return self._pending is not None or (self._cloud_confirmation is not None and self._cloud_confirmation.waiting is not None)
+
+    async def _read_early(self, paused: SpeechPaused) -> None:
+        """Read the command so far at a pause; end the utterance there if it can't change."""
+        assert self._grammars is not None and self._language is not None and self._end_now is not None
+        try:
+            search = await self._grammars.current()
+            if search is None:
+                return
+            reading = await asyncio.to_thread(self._read, pcm16_to_float(paused.audio), search)
+            self._early_read = (paused.timestamp_ms, reading)
+            continuations = await asyncio.to_thread(self._language.graph().continuations, reading.command or "")
+        except Exception:  # the normal end still comes; an early reading is only a shortcut
+            _LOGGER.exception("early reading failed")
+            return
+        gap = -math.log(reading.command_confidence) if reading.command_confidence > 0 else None
+        early, why = acts_early(reading.choice, gap, continuations)
+        _LOGGER.info("pause at %d ms: %r → %s (%s)", paused.timestamp_ms, reading.command, "end now" if early else "wait", why)
+        if early:
+            self._end_now(paused, reading)
+
+    def _read(self, audio: np.ndarray, search: Any) -> _Reading:
+        """Both readings of the audio and the policy's choice (a worker thread: hassil is slow too)."""
+        assert self._recognizer is not None
+        started = time.perf_counter()
+        text, details = self._recognizer.transcribe(audio, search)
+        decoded = time.perf_counter()
+        free = self._understand(text)
+        _LOGGER.debug("early reading: decode %.0f ms, understand %.0f ms", 1000 * (decoded - started),
+                      1000 * (time.perf_counter() - decoded))
+        if free is None or not text:
+            return _Reading(text, details, free)
+        command, confidence, choice = self._constrained(details, free)
+        return _Reading(text, details, free, command, confidence, choice)
+
     async def _process(self, utterance: VoiceStopped) -> None:
         audio = pcm16_to_float(utterance.audio)
         text, details = "", None
-        if self._recognizer is not None:
-            waiting = self._pending is not None or (self._cloud_confirmation is not None and self._cloud_confirmation.waiting is not None)
+        early = utterance.reading if isinstance(utterance.reading, _Reading) and not self._waiting() else None
+        if early is None and not self._waiting() and self._early_read is None and self._early is not None:
+            await self._early  # the pause's reading of this same speech is under way: don't decode twice
+        if early is None and not self._waiting() and self._early_read is not None \
+                and self._early_read[0] == utterance.timestamp_ms:
+            early = self._early_read[1]  # nobody spoke after the pause: the same speech, read there
+        self._early_read = None
+        if early is not None:
+            text, details = early.text, early.details  # read at the pause, on exactly this audio
+        elif self._recognizer is not None:
             # A yes/no answer is read freely; a command also against the home's sentences.
-            search = await self._grammars.current() if self._grammars is not None and not waiting else None
+            search = await self._grammars.current() if self._grammars is not None and not self._waiting() else None
             text, details = await asyncio.to_thread(self._recognizer.transcribe, audio, search)
         if self._pending is not None:
             await self._confirm(text, utterance)
@@ -218,10 +292,13 @@ class Assistant:
             await self._emit(Routed("cloud", "answer to the cloud's confirmation question", "none", 1.0))
             await self._cloud_turn(utterance)
             return
-        decision = self._understand(text)
+        decision = early.free if early is not None else self._understand(text)
         command, command_confidence = None, 0.0
         if decision is not None and text:
-            command, command_confidence, choice = self._constrained(details, decision)
+            if early is not None and early.choice is not None:
+                command, command_confidence, choice = early.command, early.command_confidence, early.choice
+            else:
+                command, command_confidence, choice = self._constrained(details, decision)
             _LOGGER.info("readings: %s (%s)", choice.verdict, choice.reason)
             decision = choice.decision
             if choice.verdict == "ask" and decision.call is not None:
@@ -246,7 +323,9 @@ class Assistant:
     def _understand(self, text: str) -> Decision | None:
         if self._language is None or not text:
             return None
-        return self._language.understand(text)
+        decision = self._language.understand(text)
+        self._heard = (normalise_words(text), decision)
+        return decision
 
     def _constrained(self, details: Any, free: Decision) -> tuple[str | None, float, Choice]:
         """The home's best sentence for this audio, weighed against the free reading (policy.py).
@@ -259,7 +338,8 @@ class Assistant:
             return None, 0.0, choose(free, None)
         for hypothesis in hypotheses:
             sentence = normalise_words(hypothesis.text)
-            reading = self._language.understand(sentence)
+            heard, meaning = self._heard
+            reading = meaning if sentence == heard and meaning is not None else self._language.understand(sentence)
             if reading.kind in ("tool", "answer", "speaker", "timer"):
                 gap = float(details.mean_logprob) - float(hypothesis.mean_logprob)
                 return sentence, math.exp(-max(0.0, gap)), choose(free, reading, gap=gap)
@@ -351,6 +431,15 @@ class Assistant:
             await self._emit(say)
         if outcome.status == "ok" and outcome.followup_s > 0:
             self._listen(round(outcome.followup_s * 1000), "followup")
+
+
+def end_via(inject: Callable[[Callable[[int], object]], None]) -> Callable[[SpeechPaused, object], None]:
+    """Adapt the service's `inject` to the assistant's `end_now(pause, reading)`."""
+
+    def end_now(paused: SpeechPaused, reading: object) -> None:
+        inject(lambda at_ms: EndNow(at_ms, paused.timestamp_ms, paused.decided_ms, reading))
+
+    return end_now
 
 
 def listen_via(inject: Callable[[Callable[[int], object]], None]) -> Callable[[int, str], None]:

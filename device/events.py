@@ -78,7 +78,35 @@ class VoiceStopped:
     start_ms: int
     audio: bytes
     reason: str = "silence"
-    """'silence' (end of speech found) or 'max_length' (cut at the cap)."""
+    """'silence' (end of speech found), 'early' (ended at a pause, early endpointing) or
+    'max_length' (cut at the cap)."""
+    reading: Any = None
+    """What the assistant already made of exactly this audio (the early reading), so it is not
+    decoded twice; None: not read yet."""
+
+
+@dataclass(frozen=True, slots=True)
+class SpeechPaused:
+    """The speaker has been quiet `vad.early_ms` after speech: the command so far, to read while
+    the normal end is still pending (once per pause)."""
+
+    timestamp_ms: int
+    """The end of speech before the pause."""
+    decided_ms: int
+    start_ms: int
+    audio: bytes
+    """The utterance up to `decided_ms`."""
+
+
+@dataclass(frozen=True, slots=True)
+class EndNow:
+    """End the utterance at the pause that ended speech at `pause_ms` (ignored if speech resumed
+    since): its reading is a complete command. Fed to the pipeline through `Service.inject`."""
+
+    timestamp_ms: int
+    pause_ms: int
+    decided_ms: int
+    reading: Any = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +122,7 @@ class Transcript:
     timestamp_ms: int = 0
     confidence: float = 1.0
     command: str | None = None
-    """Best candidate of the home's command grammar (constrained decoding), if any."""
+    """The home grammar's best sentence for the same audio (grammar search while decoding), if any."""
     command_confidence: float = 0.0
 
 
@@ -225,6 +253,9 @@ def to_json(event: object) -> dict[str, Any]:
         if isinstance(value, bytes):
             out[f"{f.name}_ms"] = round(1000 * len(value) / (SAMPLE_RATE * SAMPLE_WIDTH))
             continue
+        if f.name == "reading":  # the recognizer's own objects: only whether there is one
+            out["read_early"] = value is not None
+            continue
         out[f.name] = value
     return out
 
@@ -233,6 +264,8 @@ _TYPE_NAMES: dict[type, str] = {
     Detection: "wake",
     VoiceStarted: "speech_start",
     VoiceStopped: "speech_end",
+    SpeechPaused: "speech_pause",
+    EndNow: "end_now",
     ListenTimeout: "timeout",
     AudioStop: "audio_stop",
     Transcript: "transcript",

@@ -182,6 +182,10 @@ class VadSettings:
     """Speech needed before the command counts as started."""
     end_silence_ms: int = 500
     """Silence after speech that ends the command."""
+    early_ms: int = 150
+    """Silence after speech at which the assistant reads the command so far (a `SpeechPaused`):
+    a complete home command that no longer sentence could change ends here instead of at
+    `end_silence_ms` (device/assistant.py, early endpointing). 0 turns it off."""
     max_command_ms: int = 10000
     start_timeout_ms: int = 5000
     """Nobody speaks within this after the wake word → timeout."""
@@ -189,7 +193,7 @@ class VadSettings:
     def __post_init__(self) -> None:
         if not 0.0 < self.threshold < 1.0:
             raise ValueError("threshold must be between 0 and 1")
-        for name in ("preroll_ms", "speech_start_ms", "end_silence_ms"):
+        for name in ("preroll_ms", "speech_start_ms", "end_silence_ms", "early_ms"):
             if not 0 <= getattr(self, name) <= 5000:
                 raise ValueError(f"{name} must be between 0 and 5000")
         if not 1000 <= self.max_command_ms <= 60000:
@@ -203,14 +207,10 @@ class AsrSettings:
     bundle: str | None = None
     """Directory of the speech-model bundle; None uses the active OTA slot, then the build cache."""
     threads: int = 1
-    min_confidence: float = 0.6
-    """Constrained-decoding confidence below which a command is not executed locally."""
 
     def __post_init__(self) -> None:
         if not 1 <= self.threads <= 16:
             raise ValueError("threads must be between 1 and 16")
-        if not 0.0 <= self.min_confidence <= 1.0:
-            raise ValueError("min_confidence must be between 0 and 1")
 
 
 @dataclass(frozen=True, slots=True)

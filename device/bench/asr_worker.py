@@ -2,8 +2,8 @@
 
 `python -m device.bench.asr_worker SYSTEM UTTERANCES.npz JOB.json` loads one recognizer (timing
 the load), transcribes every utterance (one warm-up first, not counted) and prints one JSON line:
-texts, per-utterance latencies, load time, peak RSS; the voxhome system can also run the
-constrained-decoding part. Utterances are read one at a time, so the audio stays out of the RSS.
+texts, per-utterance latencies, load time, peak RSS; the voxhome system also runs each trailing-
+silence setting. Utterances are read one at a time, so the audio stays out of the RSS.
 """
 
 from __future__ import annotations
@@ -65,22 +65,6 @@ def voxhome(job: dict[str, Any], data: Any, count: int) -> dict[str, Any]:
     result: dict[str, Any] = {"load_s": load_s}
     texts, seconds = _transcribe_all(_text_of(runner), data, count)
     result |= {"texts": texts, "seconds": seconds, "peak_rss_mb": peak_rss_mb()}
-    candidates: list[str] = job.get("candidates", [])
-    if candidates:
-        picks, confidences = [], []
-        for i in range(count):
-            best, confidence = runner.best(data[f"u{i}"], candidates)
-            picks.append(best)
-            confidences.append(confidence)
-        timings: dict[str, float] = {}
-        for n, pool in job.get("score_pools", {}).items():
-            runs = []
-            for _ in range(3):
-                start = time.perf_counter()
-                runner.score(data["u0"], pool)
-                runs.append(time.perf_counter() - start)
-            timings[n] = float(np.median(runs))
-        result |= {"picks": picks, "confidences": confidences, "score_s": timings, "peak_rss_scoring_mb": peak_rss_mb()}
     pads: dict[str, Any] = {}
     for pad in job.get("pads", []):
         variant = WhisperOnnx.load(job["bundle"], threads=job["threads"], pad_seconds=pad)

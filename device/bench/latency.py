@@ -71,7 +71,8 @@ CASES: tuple[Case, ...] = (
     Case("turn off the living room lamp", "esphome/livingroom_lamp/set", "OFF"),
 )
 ENDPOINTERS: dict[str, int | None] = {"ours": None, "silence-500ms": 500, "silence-700ms": 700}
-"""None: the configured endpointer as shipped; a number: a plain silence endpointer of that length."""
+"""None: the configured endpointer as shipped (early endpointing at `vad.early_ms`, the normal end
+at `vad.end_silence_ms`); a number: a plain silence endpointer of that length."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -117,6 +118,8 @@ class _Recorder:
     def __init__(self) -> None:
         self.offsets: list[float] = []
         self.ends_ms: list[int] = []
+        self.early = 0
+        """Utterances ended at a pause (early endpointing) rather than at the full silence."""
 
     def __call__(self, event: object) -> None:
         now = time.monotonic()
@@ -124,6 +127,7 @@ class _Recorder:
             self.offsets.append(now - event.timestamp_ms / 1000)
         if isinstance(event, VoiceStopped):
             self.ends_ms.append(event.timestamp_ms)
+            self.early += event.reason == "early"
 
     @property
     def audio_zero(self) -> float:
@@ -172,6 +176,7 @@ def _settings(broker: Mosquitto, end_silence_ms: int | None) -> Settings:
     settings = replace_path(settings, "cloud.enabled", False)
     if end_silence_ms is not None:
         settings = replace_path(settings, "vad.end_silence_ms", end_silence_ms)
+        settings = replace_path(settings, "vad.early_ms", 0)  # a plain endpointer: no early end
     return settings
 
 
@@ -201,6 +206,8 @@ def measure(broker: Mosquitto, audio_path: Path, turns: list[Turn], end_silence_
             "publish_ms": None if hit is None else round((hit[0] - start) * 1000, 1),
             "confirmation_ms": None if heard is None else round((heard - start) * 1000, 1),
         })
+    if rows:
+        rows[0]["early_ends"] = recorder.early
     return rows
 
 
@@ -214,6 +221,7 @@ def _stats(values: list[float]) -> dict[str, float | None]:
 def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return {
         "turns": len(rows),
+        "early_ends": sum(r.get("early_ends", 0) for r in rows),
         "accuracy": round(sum(r["right"] for r in rows) / max(1, len(rows)), 3),
         "wrong_publishes": sum(r["wrong_publish"] for r in rows),
         "publish_ms": _stats([r["publish_ms"] for r in rows if r["right"]]),
@@ -252,11 +260,11 @@ def _report(results: dict[str, Any], turns: int, as_json: bool) -> None:
         out(json.dumps({"turns": turns, "results": results}) + "\n")
         return
     out(f"end of speech → MQTT publish / first confirmation sample, {turns} spoken commands, paced in real time\n")
-    out(f"  {'endpointer':<15} {'right':>6} {'wrong':>6} {'publish med':>12} {'p90':>7} {'confirm med':>12} {'p90':>7}\n")
+    out(f"  {'endpointer':<15} {'right':>6} {'wrong':>6} {'early':>6} {'publish med':>12} {'p90':>7} {'confirm med':>12} {'p90':>7}\n")
     for name, r in results.items():
         def ms(v: float | None) -> str:
             return "-" if v is None else f"{v:.0f}"
-        out(f"  {name:<15} {r['accuracy']:>6.1%} {r['wrong_publishes']:>6} {ms(r['publish_ms']['median']):>12} "
+        out(f"  {name:<15} {r['accuracy']:>6.1%} {r['wrong_publishes']:>6} {r['early_ends']:>6} {ms(r['publish_ms']['median']):>12} "
             f"{ms(r['publish_ms']['p90']):>7} {ms(r['confirmation_ms']['median']):>12} {ms(r['confirmation_ms']['p90']):>7}\n")
     out("  targets: publish median ≤ 300 ms, p90 ≤ 450 ms, accuracy within 1 point of silence-500ms\n")
 

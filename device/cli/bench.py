@@ -9,6 +9,7 @@ from device.cli.group import register_group
 BENCHES = {
     "frontend": "device.bench.frontend",
     "wake": "device.bench.wake.bench",
+    "wake-verify": "device.bench.wake.verify",
     "asr": "device.bench.asr",
     "intent": "device.bench.intent",
     "cloud": "device.bench.cloud",

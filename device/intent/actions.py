@@ -119,9 +119,12 @@ class Actions:
             raise _Refusal(f"There are no {_what(wanted, device_class)}.")
         if len(found) == 1:
             return {"entity": found[0].id}
-        if area_ok and (m.response.endswith("_all") or (wanted == ("light",) and self.area is None)):
-            # 'all the lights', or 'the lights' from a speaker that doesn't know its room.
-            return {"area": ALL, "domain": wanted[0]}
+        if area_ok and m.response.endswith("_all"):
+            return {"area": ALL, "domain": wanted[0]}  # 'all the lights': said in so many words
+        if wanted == ("light",) and self.area is None and values.get("area") == HERE:
+            # 'The lights' from a speaker that doesn't know its room: every light in the house
+            # on a misheard phrase is the worst kind of wrong action, so ask (or set [device] area).
+            raise _Refusal("Which room's lights do you mean?")
         raise _Refusal(f"Which {_what(wanted, device_class, plural=False)} do you mean?")
 
     def entities_of(self, target: dict[str, Any], components: tuple[str, ...]) -> list[Entity]:

@@ -69,7 +69,7 @@ class AnswerTemplates:
         intent = self._match(cleaned)
         if intent == "Affirm":
             if self.veto.search(cleaned):
-                _LOGGER.info("answer %r matched a yes template but has a veto word; not a yes", cleaned[:60])
+                _LOGGER.info("an answer matched a yes template but has a veto word; not a yes")
                 return "unclear"
             return "yes"
         if intent == "Deny":
@@ -80,7 +80,7 @@ class AnswerTemplates:
         try:
             result = recognize(cleaned, self.intents, language=self.language)
         except Exception:  # a matcher bug on odd input must fail closed, never confirm
-            _LOGGER.exception("answer matching failed for %r", cleaned[:60])
+            _LOGGER.exception("answer matching failed")
             return None
         return result.intent.name if result is not None else None
 

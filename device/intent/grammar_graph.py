@@ -175,6 +175,45 @@ class GrammarGraph:
                 return False
         return any(self.is_final(state) for state, _, _ in cursors)
 
+    def continuations(self, text: str, max_frags: int = 8, budget: int = 400) -> tuple[str, ...]:
+        """How `text` can go on: for each fragment the graph allows next, the shortest run of
+        fragments from it to the end of a sentence ('lights', ' in the kitchen', ' percent'; a
+        leading space starts a new word). Empty when nothing longer shares the prefix. Bounded
+        (`max_frags` per run, `budget` states per first fragment): a run not found in time is
+        reported as its first fragment alone, so "unknown" never reads as "can't go on"."""
+        cursors: set[State] = set()
+        if text.split():
+            found: set[tuple[State, str, bool]] = {(s, "", True) for s in self.starts()}
+            for i, word in enumerate(normalise_words(text).split()):
+                step: set[tuple[State, str, bool]] = set()
+                for state, _rest, _ in found:
+                    step |= self._match_word(state, word, i == 0)
+                found = step
+            cursors = {state for state, _, _ in found}
+        else:
+            cursors = set(self.starts())
+        out: dict[str, None] = {}
+        for state in cursors:
+            for frag, spaced, nxt in self.arcs(state):
+                first = (" " if spaced else "") + frag
+                out[self._shortest_end(nxt, first, max_frags, budget)] = None
+        return tuple(out)
+
+    def _shortest_end(self, state: State, said: str, max_frags: int, budget: int) -> str:
+        """Breadth first from `state` to the nearest end of a sentence."""
+        todo = [(state, said, 0)]
+        seen = {state}
+        for at, so_far, depth in todo:
+            if self.is_final(at):
+                return so_far
+            if depth >= max_frags or len(todo) > budget:
+                continue
+            for frag, spaced, nxt in self.arcs(at):
+                if nxt not in seen:
+                    seen.add(nxt)
+                    todo.append((nxt, so_far + (" " if spaced else "") + frag, depth + 1))
+        return said
+
     # -- internals ----------------------------------------------------------------------------
 
     def _match_word(self, state: State, word: str, first: bool) -> set[tuple[State, str, bool]]:

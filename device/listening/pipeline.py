@@ -10,6 +10,11 @@ utterance starts where the wake word's audio ends (`wakecut.wake_cut_ms`), so a 
 before the detection fired keeps its first syllable and none of the wake word is left in it.
 The pre-roll's VAD windows only place the cut; the segmenter sees the windows from the
 detection on, so the wake word itself is never taken for the command.
+
+Early endpointing: at `early_ms` of silence the pipeline says `SpeechPaused` with the audio so
+far; if whoever reads it feeds back `EndNow` for that pause before anyone speaks again, the
+utterance ends there (`VoiceStopped` with exactly that audio and the reading), otherwise the
+normal end comes at `end_silence_ms` as if nothing happened.
 """
 
 from __future__ import annotations
@@ -25,13 +30,15 @@ from device.events import (
     AudioChunk,
     AudioStop,
     Detection,
+    EndNow,
     ListenTimeout,
+    SpeechPaused,
     SpeechProbability,
     StartListening,
     VoiceStarted,
     VoiceStopped,
 )
-from device.listening.segmenter import Ended, Segmenter, Started, TimedOut
+from device.listening.segmenter import Decision, Ended, Paused, Segmenter, Started, TimedOut
 from device.listening.wakecut import keep_until_ms, wake_cut_ms
 from device.settings import VadSettings
 
@@ -73,6 +80,8 @@ class Pipeline:
                 return self._speech(event)
             case AudioStop():
                 return [*self._stop(event.timestamp_ms), event]
+            case EndNow():
+                return self._end_now(event)
             case _:
                 return []
 
@@ -136,20 +145,34 @@ class Pipeline:
             return []
         return self._apply(self._segmenter.finish(at_ms))
 
-    def _apply(self, decisions: list[Started | Ended | TimedOut]) -> list[Event]:
+    def _end_now(self, event: EndNow) -> list[Event]:
+        if self._segmenter is None:
+            return []  # the utterance already ended (the normal end came first)
+        return self._apply(self._segmenter.end_now(event.pause_ms, event.decided_ms), event.reading)
+
+    def _command_start(self, end_ms: int) -> int:
+        start = self._utterance[0].timestamp_ms if self._utterance else end_ms
+        if self._wake is not None:
+            start = max(start, wake_cut_ms(self._wake, self._wake_windows, self._vad.threshold))
+        return start
+
+    def _apply(self, decisions: list[Decision], reading: object = None) -> list[Event]:
         out: list[Event] = []
         for decision in decisions:
             match decision:
                 case Started(start_ms):
                     out.append(VoiceStarted(timestamp_ms=start_ms))
+                case Paused(end_ms, decided_ms):
+                    start = self._command_start(end_ms)
+                    out.append(SpeechPaused(end_ms, decided_ms, start, self._audio_between(start, decided_ms)))
                 case Ended(end_ms, decided_ms, reason):
-                    start = self._utterance[0].timestamp_ms if self._utterance else end_ms
+                    start = self._command_start(end_ms)
                     if self._wake is not None:
-                        start = max(start, wake_cut_ms(self._wake, self._wake_windows, self._vad.threshold))
                         _LOGGER.debug("command starts at %d ms (wake word decided at %d ms)", start, self._wake.timestamp_ms)
+                    # An early end carries the audio its reading was made of, to the sample.
                     audio = self._audio_between(start, decided_ms)
                     _LOGGER.info("speech ended at %d ms (%s), decided at %d ms", end_ms, reason, decided_ms)
-                    out.append(VoiceStopped(timestamp_ms=end_ms, start_ms=start, audio=audio, reason=reason))
+                    out.append(VoiceStopped(timestamp_ms=end_ms, start_ms=start, audio=audio, reason=reason, reading=reading))
                     self._to_idle()
                 case TimedOut(decided_ms):
                     _LOGGER.info("nobody spoke after the wake word; timeout at %d ms", decided_ms)

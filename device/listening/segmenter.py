@@ -2,7 +2,9 @@
 
 Fed one VAD window at a time after a wake word, it says when the command started, when it
 ended (after `end_silence_ms` of silence, or at the length cap) or that nobody spoke.
-Hysteresis: a window counts as speech at `threshold` but as silence only below
+With `early_ms`, it also says once per pause that the speaker has been quiet that long
+(`Paused`), so the command so far can be read while the normal end is still pending; `end_now`
+ends the command at that pause if nobody spoke since. Hysteresis: a window counts as speech at `threshold` but as silence only below
 `threshold - HYSTERESIS`, so a soft syllable in the middle of a command doesn't end it.
 """
 
@@ -39,11 +41,19 @@ class Ended:
 
 
 @dataclass(frozen=True, slots=True)
+class Paused:
+    end_ms: int
+    """The end of the last speech window before the pause."""
+    decided_ms: int
+    """Where `early_ms` of silence was reached."""
+
+
+@dataclass(frozen=True, slots=True)
 class TimedOut:
     decided_ms: int
 
 
-Decision = Started | Ended | TimedOut
+Decision = Started | Paused | Ended | TimedOut
 
 
 class Segmenter:
@@ -54,6 +64,8 @@ class Segmenter:
         self._run_start_ms: int | None = None
         self._speech_start_ms = 0
         self._last_speech_end_ms = 0
+        self._paused = False
+        """A Paused was said for the current pause (cleared when speech resumes)."""
 
     def process(self, start_ms: int, duration_ms: int, probability: float) -> list[Decision]:
         """One VAD window [start_ms, start_ms + duration_ms) → the decisions it completes."""
@@ -83,13 +95,25 @@ class Segmenter:
     def _speaking(self, end_ms: int, probability: float) -> list[Decision]:
         if probability >= self._s.threshold - HYSTERESIS:
             self._last_speech_end_ms = end_ms
+            self._paused = False
         if end_ms - self._speech_start_ms >= self._s.max_command_ms:
             self.phase = Phase.DONE
             return [Ended(end_ms, end_ms, "max_length")]
         if end_ms - self._last_speech_end_ms >= self._s.end_silence_ms:
             self.phase = Phase.DONE
             return [Ended(self._last_speech_end_ms, end_ms, "silence")]
+        if self._s.early_ms and not self._paused and end_ms - self._last_speech_end_ms >= self._s.early_ms:
+            self._paused = True
+            return [Paused(self._last_speech_end_ms, end_ms)]
         return []
+
+    def end_now(self, pause_end_ms: int, decided_ms: int) -> list[Decision]:
+        """End at the pause whose speech ended at `pause_end_ms`, unless speech resumed since
+        (then the command is longer than what was read, and the normal end decides)."""
+        if self.phase is not Phase.SPEAKING or self._last_speech_end_ms != pause_end_ms:
+            return []
+        self.phase = Phase.DONE
+        return [Ended(pause_end_ms, decided_ms, "early")]
 
     def finish(self, at_ms: int) -> list[Decision]:
         """The audio ended: close what is open."""

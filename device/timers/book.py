@@ -71,7 +71,7 @@ class TimerBook:
         self._timers[timer.id] = timer
         self._this_run.add(timer.id)
         self._save()
-        _LOGGER.info("timer %s started: %s s, name=%r, area=%r", timer.id, seconds, timer.name, timer.area)
+        _LOGGER.info("timer %s started: %s s%s", timer.id, seconds, " (named)" if timer.name else "")  # no words in logs
         return timer
 
     def cancel(

@@ -236,7 +236,7 @@ class GrammarSearch:
             last = hidden[:, -1]
             beams = alive
         ranked = sorted(finished.values(), key=lambda h: -h.mean_logprob)
-        _LOGGER.debug("grammar search: %d steps, %d sentences ended, best %r", step + 1, len(ranked), ranked[0].text if ranked else None)
+        _LOGGER.debug("grammar search: %d steps, %d sentences ended", step + 1, len(ranked))  # never the words (privacy)
         return ranked[:n_best]
 
     def _candidates(self, b: int, beam: _Beam, logprobs: np.ndarray) -> list[tuple[float, int, int, float, Position]]:

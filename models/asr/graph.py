@@ -10,8 +10,8 @@
 - head: hidden [N, 384] → logits over the whole vocabulary (the tied embedding matrix).
 
 Token embedding lookup is not in a graph: the runner reads rows of an int8 table it memory-maps,
-which keeps the 20 M-parameter table out of resident memory and lets constrained decoding build a
-small output layer over just the candidates' tokens.
+which keeps the 20 M-parameter table out of resident memory: only the rows of tokens actually
+used become resident.
 """
 
 from __future__ import annotations

@@ -2,8 +2,9 @@
 
 `WhisperOnnx.load(bundle_dir, threads=1)` opens a bundle written by `models.asr.factory`;
 `.transcribe(audio)` runs the encoder on the utterance plus a few seconds of silence, never on
-a 30 s window padded with zeros, and decodes greedily with the key/value cache; `.score` / `.best` rank candidate sentences by teacher-forced
-log-likelihood (see `models.asr.constrained`).
+a 30 s window padded with zeros, and decodes greedily with the key/value cache; given a
+`GrammarSearch` (`.prepare(graph)`), it also reads the same encoding constrained to the home's
+sentences (see `models.asr.grammar_search`).
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,7 +20,6 @@ import numpy as np
 import onnxruntime as ort
 
 from device.errors import ModelError
-from models.asr.constrained import confidences, score_candidates
 from models.asr.grammar_search import GrammarSearch, Hypothesis, WordGraph
 from models.asr.heap import limit_heap_growth, trim
 from models.asr.loops import drop_repeats, repeats, token_loop
@@ -147,15 +146,11 @@ class WhisperOnnx:
             runner.pad_samples = int(pad_seconds * SAMPLE_RATE)
         return runner
 
-    # -- building blocks shared with constrained decoding -------------------------------------
+    # -- building blocks shared with grammar search -------------------------------------------
 
     def embed(self, tokens: np.ndarray) -> np.ndarray:
         """[B, L] token ids → [B, L, 384] float32 from the int8 table."""
         return self._embed_codes[tokens].astype(np.float32) * self._embed_scales[tokens][..., None]
-
-    def embedding_rows(self, ids: np.ndarray) -> np.ndarray:
-        """The (dequantized) output-layer rows for `ids`: [K, 384] (the head is tied to the table)."""
-        return self._embed_codes[ids].astype(np.float32) * self._embed_scales[ids][:, None]
 
     def encode(self, audio: np.ndarray) -> EncoderOutput:
         mel = self._mel(audio, self.pad_samples)
@@ -304,28 +299,6 @@ class WhisperOnnx:
                 return tokens[:end]
         return tokens
 
-    # -- constrained decoding -----------------------------------------------------------------
-
-    def score(self, audio: np.ndarray, candidates: Sequence[str]) -> list[tuple[str, float]]:
-        """Each candidate with its mean per-token log-likelihood given the audio, in input order."""
-        audio = _check_audio(audio)
-        if not candidates:
-            return []
-        if len(audio) < HOP * 2:
-            raise ModelError("asr-bad-audio", "audio too short to score candidates against")
-        cross = self.encode(audio[:WINDOW_SAMPLES])
-        return [(s.sentence, s.loglik) for s in score_candidates(self, cross, candidates)]
-
-    def best(self, audio: np.ndarray, candidates: Sequence[str]) -> tuple[str, float]:
-        """The most likely candidate and its confidence (softmax over the candidates' scores)."""
-        scored = self.score(audio, candidates)
-        if not scored:
-            raise ModelError("asr-bad-candidate", "no candidate sentences to choose from")
-        probs = confidences([s for _, s in scored])
-        index = int(np.argmax(probs))
-        trim()
-        return scored[index][0], float(probs[index])
-
     def close(self) -> None:
         pass  # sessions and maps are released with the object
 
@@ -337,7 +310,7 @@ def _log_softmax(x: np.ndarray) -> np.ndarray:
 
 def _open(path: Path, threads: int) -> ort.InferenceSession:
     """An ORT session without a memory arena: activations are freed after each run instead of
-    being kept at their high-water mark (a batch of candidates would otherwise pin its peak).
+    being kept at their high-water mark (a batch of beam hypotheses would otherwise pin its peak).
     Weight pre-packing stays on: it costs ~7 MB and halves the decoder's time per token.
     """
     if not path.is_file():

@@ -1,7 +1,7 @@
 """Whisper's byte-level BPE (GPT-2's), held in a few numpy arrays instead of Python dicts.
 
-Decoding maps ids to byte strings and joins them as UTF-8. Encoding, needed to teacher-force
-candidate sentences, splits text GPT-2's way (contractions, letter runs, digit runs, other
+Decoding maps ids to byte strings and joins them as UTF-8. Encoding, for teacher-forcing a known
+sentence (tests, tools), splits text GPT-2's way (contractions, letter runs, digit runs, other
 symbols, each with its leading space) and applies the merges in rank order.
 
 The factory turns `vocabulary.txt` and `tokenizer.json` into `tokenizer.npz`: token bytes in one

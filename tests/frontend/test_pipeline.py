@@ -15,7 +15,9 @@ from device.listening.pipeline import Pipeline, State
 from device.listening.wakecut import NO_PAUSE_BACK_MS
 from device.settings import VadSettings
 
-SETTINGS = VadSettings(preroll_ms=300, speech_start_ms=64, end_silence_ms=320, max_command_ms=2000, start_timeout_ms=1000)
+SETTINGS = VadSettings(preroll_ms=300, speech_start_ms=64, end_silence_ms=320, max_command_ms=2000, start_timeout_ms=1000,
+                       early_ms=0)
+"""The plain endpointer (early endpointing: tests/frontend/test_early.py)."""
 
 
 class Driver:

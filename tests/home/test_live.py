@@ -228,7 +228,9 @@ def test_voxhome_say_speaks_the_answer_through_the_speaker(mosquitto: Mosquitto,
     from hal.source import read_audio_file
 
     wav = tmp_path / "speaker.wav"
-    out = subprocess.run([sys.executable, "-m", "device", "--config", os.devnull, "say", "--mqtt", mosquitto.url,
+    config = tmp_path / "config.toml"
+    config.write_text('[voice]\nengine = "espeak-ng"\n')  # deterministic, so the played audio can be compared
+    out = subprocess.run([sys.executable, "-m", "device", "--config", str(config), "say", "--mqtt", mosquitto.url,
                           "--speaker-wav", str(wav), "turn on the kitchen light"], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     decision, result, spoke = (json.loads(line) for line in out.stdout.splitlines())

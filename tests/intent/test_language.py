@@ -28,7 +28,6 @@ def language(registry: Registry) -> HomeLanguage:
     ("switch on the kitchen light", "turn_on", {"entity": "light.kitchen_light"}),
     ("Could you turn on the kitchen light, please?", "turn_on", {"entity": "light.kitchen_light"}),
     ("kill the bedside lamp", "turn_off", {"entity": "light.bedside_lamp"}),
-    ("lights out", "turn_off", {"area": "all", "domain": "light"}),
     ("kill the lights", "turn_off", {"area": "all", "domain": "light"}),
     ("dim the kitchen to 30", "set_brightness", {"entity": "light.kitchen_light", "brightness": 30}),
     ("set the bedroom lights to 40%", "set_brightness", {"area": "Bedroom", "domain": "light", "brightness": 40}),
@@ -96,10 +95,12 @@ def test_the_speakers_own_room(registry: Registry) -> None:
     for text in ("turn on the lights", "turn on the lights in here", "switch off the lights in this room"):
         decision = here.understand(text)
         assert decision.call is not None and decision.call.arguments == {"area": "Bedroom", "domain": "light"}, text
-    # A speaker that doesn't know its room: 'the lights' are all of them; 'in here' is nowhere.
+    # A speaker that doesn't know its room asks which lights (every light in the house on a
+    # misheard phrase is the worst wrong action); 'all the lights' says so in so many words.
     nowhere = demo_language(registry)
-    assert nowhere.understand("turn on the lights").call == ToolCall("turn_on", {"area": "all", "domain": "light"}, source="local")
+    assert nowhere.understand("turn on the lights").kind == "reject"
     assert nowhere.understand("turn on the lights in here").kind != "tool"
+    assert nowhere.understand("turn on all the lights").call == ToolCall("turn_on", {"area": "all", "domain": "light"}, source="local")
 
 
 @pytest.mark.parametrize(("text", "action"), [

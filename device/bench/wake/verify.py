@@ -32,13 +32,21 @@ from models.wake import WakeWordSpec
 from models.wake_verify import PHRASES, WINDOW_S, WakeVerifier
 
 CUTOFFS = (0.5, 0.7)
-THRESHOLDS = tuple(float(t) for t in np.round(np.arange(-0.5, 3.01, 0.05), 2))
+GRIDS = {
+    "mean": tuple(float(t) for t in np.round(np.arange(-0.5, 3.01, 0.05), 2)),
+    "sum": tuple(float(t) for t in np.round(np.arange(-1.0, 20.01, 0.25), 2)),
+}
+"""Thresholds tried per score: the per-token mean gap (what models/wake_verify.py decides on) or
+the whole-sequence log-likelihood ratio."""
+COLUMN = {"mean": 0, "sum": 3}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cutoffs", default=",".join(str(c) for c in CUTOFFS),
                         help="first-stage cutoffs to try besides each word's manifest one (default 0.5,0.7)")
     parser.add_argument("--max-per-hour", type=float, default=0.5, help="false wakes per hour the calibration allows")
+    parser.add_argument("--score", choices=sorted(GRIDS), default="mean",
+                        help="verdict score: per-token mean gap (the runtime's) or whole-sequence log-likelihood ratio")
     parser.add_argument("--limit", type=int, help="at most this many clips per kind and part (a quick look)")
     parser.add_argument("--traces", type=Path, help="trace directory (default: the current models' under the wake cache)")
 
@@ -71,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
     # Each word at the tried cutoffs and its own manifest cutoff only.
     hits = {c: _hits(items, [s for s in specs if c in tried or c == s.threshold], c) for c in cutoffs}
     # Scores depend on the phrases and the window: a change to either starts a new cache.
-    signature = hashlib.sha256(json.dumps([PHRASES, WINDOW_S], sort_keys=True).encode()).hexdigest()[:12]
+    signature = hashlib.sha256(json.dumps([PHRASES, WINDOW_S, 2], sort_keys=True).encode()).hexdigest()[:12]
     cache_path = wake_dir() / f"verify_scores-{signature}.json"
     cache: dict[str, list[float | str]] = json.loads(cache_path.read_text()) if cache_path.exists() else {}
     verifier = WakeVerifier(WhisperOnnx.load(ensure_asr_bundle()), [s.name for s in specs])
@@ -88,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
             pcm = audio_cache[hit.clip.id] = load(hit.clip).pcm
         end = hit.at_ms * 16
         verdict = verifier.score(hit.word, pcm[max(0, end - verifier.window_samples) : end])
-        cache[key] = [verdict.gap, verdict.free_text, verdict.phrase_text]
+        cache[key] = [verdict.gap, verdict.free_text, verdict.phrase_text, verdict.sum_gap]
         costs.append(verdict.ms)
         if n % 100 == 99:
             err(f"  {n + 1}/{len(todo)} verified, {time.monotonic() - started:.0f} s\n")
@@ -98,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
         for hit in list(hits[cutoffs[0]])[:20]:
             pcm = load(hit.clip).pcm
             costs.append(verifier.score(hit.word, pcm[max(0, hit.at_ms * 16 - verifier.window_samples) : hit.at_ms * 16]).ms)
-    sys.stdout.write(report(items, specs, hits, cache, costs, args.max_per_hour))
+    sys.stdout.write(report(items, specs, hits, cache, costs, args.max_per_hour, args.score))
     return 0
 
 
@@ -153,10 +161,10 @@ class Cell:
 
 
 def cell(items: Sequence[tuple[Clip, Trace]], hits: Sequence[Hit], cache: dict[str, list[float | str]], word: str,
-         part: str, threshold: float | None) -> Cell:
+         part: str, threshold: float | None, column: int = 0) -> Cell:
     """Recall and false wakes of one word in one part; `threshold` None = the first stage alone."""
     def ok(h: Hit) -> bool:
-        return threshold is None or float(cache[_key(h)][0]) <= threshold
+        return threshold is None or float(cache[_key(h)][column]) <= threshold
 
     positives = [c for c, _ in items if c.part == part and c.kind == "wake" and c.word == word]
     hours = sum(t.seconds for c, t in items if c.part == part and c.kind != "wake") / 3600
@@ -167,8 +175,9 @@ def cell(items: Sequence[tuple[Clip, Trace]], hits: Sequence[Hit], cache: dict[s
 
 
 def report(items: Sequence[tuple[Clip, Trace]], specs: Sequence[WakeWordSpec], hits: dict[float, list[Hit]],
-           cache: dict[str, list[float | str]], costs: Sequence[float], max_per_hour: float) -> str:
-    lines = [f"wake verifier: {len(items)} clips from the trace cache; thresholds calibrated on TUNING "
+           cache: dict[str, list[float | str]], costs: Sequence[float], max_per_hour: float, score: str = "mean") -> str:
+    col, grid = COLUMN[score], GRIDS[score]
+    lines = [f"wake verifier ({score} score): {len(items)} clips from the trace cache; thresholds calibrated on TUNING "
              f"(highest two-stage recall at ≤ {max_per_hour:g} false wakes/h)"]
     best: dict[str, tuple[float, float, Cell]] = {}
     for spec in specs:
@@ -177,20 +186,20 @@ def report(items: Sequence[tuple[Clip, Trace]], specs: Sequence[WakeWordSpec], h
         for cutoff, cut_hits in hits.items():
             if not any(h.word == spec.name for h in cut_hits) and cutoff != spec.threshold:
                 continue
-            tuned = [(t, cell(items, cut_hits, cache, spec.name, "tuning", t)) for t in THRESHOLDS]
+            tuned = [(t, cell(items, cut_hits, cache, spec.name, "tuning", t, col)) for t in grid]
             ok = [(t, c) for t, c in tuned if c.per_hour <= max_per_hour]
-            pick = max(ok, key=lambda tc: (tc[1].recall, -tc[1].false_wakes, tc[0]))[0] if ok else min(THRESHOLDS)
+            pick = max(ok, key=lambda tc: (tc[1].recall, -tc[1].false_wakes, tc[0]))[0] if ok else min(grid)
             for part in ("tuning", "held_out"):
                 alone = cell(items, cut_hits, cache, spec.name, part, None)
-                two = cell(items, cut_hits, cache, spec.name, part, pick)
+                two = cell(items, cut_hits, cache, spec.name, part, pick, col)
                 lines.append(f"  {cutoff:>6g} {part:<9} {_fmt(alone):>28} {_fmt(two):>28} (gap ≤ {pick:g})")
-            tune = cell(items, cut_hits, cache, spec.name, "tuning", pick)
+            tune = cell(items, cut_hits, cache, spec.name, "tuning", pick, col)
             if spec.name not in best or (tune.recall, -tune.false_wakes) > (best[spec.name][2].recall, -best[spec.name][2].false_wakes):
                 best[spec.name] = (cutoff, pick, tune)
     lines.append("\nchosen on TUNING (cutoff, gap threshold) and its HELD-OUT result:")
     for spec in specs:
         cutoff, pick, tune = best[spec.name]
-        held = cell(items, hits[cutoff], cache, spec.name, "held_out", pick)
+        held = cell(items, hits[cutoff], cache, spec.name, "held_out", pick, col)
         alone = cell(items, hits[spec.threshold], cache, spec.name, "held_out", None)
         lines.append(f"  {spec.name:<12} cutoff {cutoff:g} gap ≤ {pick:g}: held-out {_fmt(held)}   "
                      f"(first stage alone @ manifest: {_fmt(alone)})")
