@@ -238,7 +238,7 @@ class Assistant:
             return
         gap = -math.log(reading.command_confidence) if reading.command_confidence > 0 else None
         early, why = acts_early(reading.choice, gap, continuations)
-        _LOGGER.info("pause at %d ms: %r → %s (%s)", paused.timestamp_ms, reading.command, "end now" if early else "wait", why)
+        _LOGGER.info("pause at %d ms: %s (%s)", paused.timestamp_ms, "end now" if early else "wait", why)  # never the words
         if early:
             self._end_now(paused, reading)
 
