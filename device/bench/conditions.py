@@ -268,20 +268,25 @@ def render(
     wake_end = lead + len(wake_audio) / SAMPLE_RATE if wake else -1.0
     command_start = lead + len(wake_audio) / SAMPLE_RATE + gap
     if path.exists():
-        return Utterance(_read_int16(path), wake_end, command_start, path)
+        return Utterance(read_pcm16(path), wake_end, command_start, path)
     dry = concat(silence(lead), wake_audio, silence(gap), synthesize(text, spoken), silence(tail))
     pcm = (np.clip(apply(dry, cond, seed, voice), -1.0, 1.0) * 32767.0).astype("<i2")
+    write_pcm16(path, pcm)
+    return Utterance(pcm, wake_end, command_start, path)
+
+
+def write_pcm16(path: Path, pcm: np.ndarray) -> None:
+    """A 16 kHz mono 16-bit WAV, written whole or not at all (a cache read by parallel runs)."""
     tmp = path.with_suffix(f".tmp{os.getpid()}")
     with wave.open(str(tmp), "wb") as out:
         out.setnchannels(1)
         out.setsampwidth(2)
         out.setframerate(SAMPLE_RATE)
-        out.writeframes(pcm.tobytes())
+        out.writeframes(pcm.astype("<i2", copy=False).tobytes())
     os.replace(tmp, path)
-    return Utterance(pcm, wake_end, command_start, path)
 
 
-def _read_int16(path: Path) -> np.ndarray:
+def read_pcm16(path: Path) -> np.ndarray:
     with wave.open(str(path), "rb") as src:
         if src.getframerate() != SAMPLE_RATE or src.getnchannels() != 1 or src.getsampwidth() != 2:
             raise AudioError("bench-cache", f"{path} is not 16 kHz mono int16; delete it")

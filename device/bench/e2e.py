@@ -30,7 +30,15 @@ from typing import Any
 
 import numpy as np
 
-from device.bench.conditions import CONDITIONS, SAMPLE_RATE, concat, condition, render, silence
+from device.bench.conditions import (
+    CONDITIONS,
+    SAMPLE_RATE,
+    concat,
+    condition,
+    render,
+    silence,
+    write_pcm16,
+)
 from device.bench.e2e_cases import HOME_FILE, Case, load_cases
 from device.bench.e2e_fresh import load_fresh
 from device.bench.e2e_home import build_home
@@ -272,7 +280,6 @@ def attribute(timeline: list[tuple[float, dict[str, Any]]], published: list[tupl
 
 def _render_batch(cases: list[Case], voices: list[Voice], cond_name: str, offset: int, seed: int,
                   out: Path) -> tuple[list[tuple[float, float]], list[tuple[Case, Voice, np.ndarray]]]:
-    import wave
 
     cond = condition(cond_name)
     parts, spans, peer_audio = [], [], []
@@ -286,12 +293,7 @@ def _render_batch(cases: list[Case], voices: list[Voice], cond_name: str, offset
         cut = int(max(0.0, utt.wake_end + 0.05) * SAMPLE_RATE)
         peer_audio.append((case, voice, utt.audio[cut:]))
         t += len(audio) / SAMPLE_RATE + GAP_S
-    pcm = (np.clip(concat(*parts), -1, 1) * 32767).astype("<i2")
-    with wave.open(str(out), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(SAMPLE_RATE)
-        w.writeframes(pcm.tobytes())
+    write_pcm16(out, (np.clip(concat(*parts), -1, 1) * 32767).astype("<i2"))
     return spans, peer_audio
 
 

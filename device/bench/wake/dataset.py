@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
-import wave
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +27,9 @@ from device.bench.conditions import (
     eval_cache_dir,
     limit,
     noise,
+    read_pcm16,
     render,
+    write_pcm16,
 )
 from device.bench.voices import (
     HELD_OUT_VOICES,
@@ -269,18 +269,10 @@ def load(clip: Clip) -> Audio:
 
 def _cached(path: Path, make: Callable[[], np.ndarray]) -> np.ndarray:
     if path.exists():
-        with wave.open(str(path), "rb") as src:
-            return np.frombuffer(src.readframes(src.getnframes()), "<i2").copy()
+        return read_pcm16(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    audio = make()
-    pcm = (np.clip(audio, -1.0, 1.0) * 32767.0).astype("<i2")
-    tmp = path.with_suffix(f".tmp{os.getpid()}")
-    with wave.open(str(tmp), "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(SAMPLE_RATE)
-        out.writeframes(pcm.tobytes())
-    os.replace(tmp, path)
+    pcm = (np.clip(make(), -1.0, 1.0) * 32767.0).astype("<i2")
+    write_pcm16(path, pcm)
     return pcm
 
 
