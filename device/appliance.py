@@ -53,7 +53,7 @@ from hal.player import Output as PlayerOutput
 from hal.source import AudioSource
 from models.manifest import read_manifest
 from models.vad import SileroVad
-from models.wake import WakeWordDetector
+from models.wake_compose import build_wake_model
 from ota.slots import SlotStore
 
 _LOGGER = logging.getLogger(__name__)
@@ -86,12 +86,15 @@ def installed_bundle(settings: Settings, kind: str) -> Path | None:
         outcome, state = store.boot(kind)
         if outcome != "success":
             _LOGGER.warning("%s model %s: %s", kind, state.version, outcome)
-        path, manifest = store.load_active(kind)
+        # Stamp check (full re-hash after an unclean stop); a bad slot falls back to the other one.
+        verified = store.open_verified(kind)
     except OtaError as err:
-        _LOGGER.error("installed %s model unusable (%s); using the built-in one", kind, err.message)
+        _LOGGER.error("installed %s model unusable [%s] %s; using the built-in one", kind, err.code, err.message,
+                      extra={"code": err.code})
         return None
-    _LOGGER.info("%s model %s from slot %s", kind, manifest.version, path.name)
-    return path
+    _LOGGER.info("%s model %s from slot %s (%s check)", kind, verified.manifest.version, verified.path.name,
+                 verified.method)
+    return verified.path
 
 
 EXIT_RELOAD = 75
@@ -153,7 +156,7 @@ def build_frontend(settings: Settings) -> Frontend:
     vad_dir = installed_bundle(settings, "vad")
     vad_models = sorted(vad_dir.glob("*.onnx")) if vad_dir is not None else []
     vad = SileroVad(vad_models[0]) if vad_models else SileroVad.from_builtin()
-    return Frontend(WakeWordDetector.from_settings(wake), vad, Pipeline(settings.vad))
+    return Frontend(build_wake_model(wake), vad, Pipeline(settings.vad))
 
 
 def load_recognizer(settings: Settings) -> Recognizer:
@@ -165,8 +168,8 @@ def load_recognizer(settings: Settings) -> Recognizer:
     if bundle is None:
         from models.asr.factory import ensure_asr_bundle
 
-        bundle = ensure_asr_bundle()
-    return WhisperOnnx.load(bundle, threads=settings.asr.threads)
+        bundle = ensure_asr_bundle(model=settings.asr.model_for(settings.intent.language))
+    return WhisperOnnx.load(bundle, threads=settings.asr.threads, language=settings.intent.language)
 
 
 async def open_home(settings: Settings, on_mute: Callable[[bool], None] | None = None) -> HomeSession | None:
@@ -245,6 +248,8 @@ async def run(
     notifier = Notifier()
     watchdog = Watchdog(notifier)
     notifier.status("loading models")
+    ota_store = SlotStore(Path(settings.device.state_dir) / "ota")
+    ota_store.begin_run()  # no clean-stop marker: the installed models are re-hashed in full below
     templates = load_language(settings)
     live_mic = options.audio is None and settings.audio.mic.backend == "alsa"
     # Echo cancellation only where there is an echo: a live microphone near our own speaker.
@@ -336,6 +341,7 @@ async def run(
             hooks=SatelliteHooks(mute=mute_from_ha, volume=player.set_volume),
             wake_words=tuple(WakeWord(w.model, w.model.replace("_", " ")) for w in settings.wake.words),
             cloud=cloud,
+            heard=frontend.pipeline.backlog,  # mode 'ha' streams the command to HA as it is spoken
         )
         if satellites is not None:
             stack.push_async_callback(satellites.close)
@@ -355,6 +361,8 @@ async def run(
             followup_ms=round(settings.cloud.followup_s * 1000),
             end_now=end_via(service.inject) if settings.vad.early_ms else None,
         )
+        if home is not None:
+            home.tools.on_sent = assistant.sent  # the 'done' earcon starts on the publish
         # A file that isn't paced is a script of turns: wait for each answer before reading on,
         # as a person waits for the speaker to reply before speaking again.
         sequential = options.audio is not None and not options.realtime
@@ -412,6 +420,7 @@ async def run(
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(sig)
             frontend.close()
+        ota_store.mark_clean_stop()  # only reached without an exception: the stamps stay trusted
         return EXIT_RELOAD if reload_requested.is_set() else status
 
 

@@ -16,6 +16,7 @@ Everything else goes to the cloud, unless the privacy switch is off, in which ca
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import math
 import time
@@ -39,6 +40,7 @@ from device.events import (
     Say,
     SpeakerControl,
     SpeechPaused,
+    SpeechSoFar,
     StartListening,
     ToolCall,
     ToolResult,
@@ -51,6 +53,7 @@ from device.intent.early import acts_early
 from device.intent.grammar_graph import normalise_words
 from device.intent.language import HomeLanguage
 from device.intent.policy import Choice, choose
+from device.listening.reads import GrowingReads
 from device.timers.local import LocalTimers
 from device.tools.api import ToolExecutor
 from device.voice.speaker import say_for_result
@@ -85,6 +88,11 @@ class _Grammars:
         self._key: tuple[object, ...] | None = None
         self._search: Any = None
         self._building: asyncio.Task[None] | None = None
+
+    @property
+    def ready(self) -> Any:
+        """The search as it is now (None before the first build): for reads while speaking."""
+        return self._search
 
     async def current(self) -> Any:
         key = self._language.signature()
@@ -132,6 +140,8 @@ class _Reading:
     command: str | None = None
     command_confidence: float = 0.0
     choice: Choice | None = None
+    continuations: tuple[str, ...] = ()
+    """How the grammar lets the command go on (early endpointing's rule)."""
 
 
 class Assistant:
@@ -165,7 +175,12 @@ class Assistant:
         self._cloud_busy = False
         self._end_now = end_now
         """Early endpointing: end the utterance at this pause with this reading (None: off)."""
-        self._early: asyncio.Task[None] | None = None
+        self._early: list[asyncio.Task[None]] = []
+        self._reads: GrowingReads[_Reading] = GrowingReads(self._read_so_far)
+        """The command read while it is spoken (early endpointing's decode worker)."""
+        self._running: str | None = None
+        """The call id of the local command being run: its publish starts the 'done' earcon."""
+        self._chime: asyncio.Task[None] | None = None
         self._early_read: tuple[int, _Reading] | None = None
         """The last pause's reading (its speech end, ms): the normal end of the same speech reuses it."""
         self._heard: tuple[str, Decision | None] = ("", None)
@@ -185,11 +200,15 @@ class Assistant:
                     await self._emit(Say(prompt="busy"))
                     return
                 self._task = asyncio.create_task(self._guarded(event))
+            case SpeechSoFar():
+                if self._reading_early() and self._grammars is not None and self._grammars.ready is not None:
+                    self._reads.offer(event)
             case SpeechPaused():
-                busy = any(t is not None and not t.done() for t in (self._task, self._early))
-                if self._end_now is not None and self._grammars is not None and not busy and not self._waiting():
-                    self._early = asyncio.create_task(self._read_early(event))
+                if self._reading_early():
+                    self._early = [t for t in self._early if not t.done()]
+                    self._early.append(asyncio.create_task(self._read_early(event)))
             case ListenTimeout():
+                self._reads.reset()
                 if self._pending is not None:
                     self._pending = None
                     await self._emit(Say(prompt="cancelled"))
@@ -202,8 +221,8 @@ class Assistant:
     async def drain(self) -> None:
         """Wait for the utterance in progress (the end of a file run, a clean shutdown); an
         early reading first, so a file run ends its utterances where a live one would."""
-        if self._early is not None:
-            await self._early
+        for early in list(self._early):
+            await early
         if self._task is not None:
             await self._task
 
@@ -219,28 +238,74 @@ class Assistant:
             await self._emit(Error("internal", f"{type(err).__name__}: {err}", utterance.timestamp_ms))
             await self._emit(Say(prompt="error"))
 
+    def _reading_early(self) -> bool:
+        """Early endpointing applies: on, a grammar, no answer being given, no yes/no expected."""
+        busy = self._task is not None and not self._task.done()
+        return self._end_now is not None and self._grammars is not None and not busy and not self._waiting()
+
     def _waiting(self) -> bool:
         """A yes/no answer is expected (ours or the cloud's question)."""
         return self._pending is not None or (self._cloud_confirmation is not None and self._cloud_confirmation.waiting is not None)
 
     async def _read_early(self, paused: SpeechPaused) -> None:
-        """Read the command so far at a pause; end the utterance there if it can't change."""
-        assert self._grammars is not None and self._language is not None and self._end_now is not None
+        """At a pause, the reading that heard all the speech before it (read while it was spoken,
+        or now); end the utterance there if the command can't change."""
+        assert self._grammars is not None and self._end_now is not None
         try:
-            search = await self._grammars.current()
-            if search is None:
+            if await self._grammars.current() is None:
                 return
-            reading = await asyncio.to_thread(self._read, pcm16_to_float(paused.audio), search)
-            self._early_read = (paused.timestamp_ms, reading)
-            continuations = await asyncio.to_thread(self._language.graph().continuations, reading.command or "")
+            latest, before = await self._reads.covering(paused)
         except Exception:  # the normal end still comes; an early reading is only a shortcut
             _LOGGER.exception("early reading failed")
             return
+        if latest is None:
+            return
+        reading = latest.reading
+        self._early_read = (paused.timestamp_ms, reading)
         gap = -math.log(reading.command_confidence) if reading.command_confidence > 0 else None
-        early, why = acts_early(reading.choice, gap, continuations)
-        _LOGGER.info("pause at %d ms: %s (%s)", paused.timestamp_ms, "end now" if early else "wait", why)  # never the words
+        early, why = acts_early(reading.choice, gap, reading.continuations, short=paused.short,
+                                before=before.reading.choice if before is not None else None)
+        _LOGGER.info("pause at %d ms (%d ms quiet, read up to %d ms): %s (%s)", paused.timestamp_ms,
+                     paused.decided_ms - paused.timestamp_ms, latest.heard_ms, "end now" if early else "wait", why)  # never the words
         if early:
             self._end_now(paused, reading)
+
+    def _read_so_far(self, heard: SpeechSoFar | SpeechPaused) -> tuple[_Reading, bool]:
+        """The command so far (the decode worker), and whether the reading is complete.
+
+        The free reading first: when its words are already a whole sentence of the home's grammar,
+        that sentence is the constrained reading too (gap 0: the search can only find it at least
+        as likely), and the search is skipped. Otherwise, in mid-speech the reading stays free (half
+        a command; kept to compare with the next), and in a pause the grammar is searched as before."""
+        assert self._recognizer is not None and self._language is not None and self._grammars is not None
+        audio = pcm16_to_float(heard.audio)
+        graph = self._language.graph()
+        in_pause = heard.decided_ms > heard.timestamp_ms
+        last = self._reads.latest()
+        search = self._grammars.ready
+        if in_pause and search is not None and last is not None and last.heard_ms >= heard.timestamp_ms \
+                and last.reading.command is None:
+            # A free reading of all the speech was no home sentence (a garbled "thermostat of 21"):
+            # the search is needed, so one pass makes both readings instead of two.
+            reading = self._read(audio, search)
+            return dataclasses.replace(reading, continuations=graph.continuations(reading.command or "")), True
+        started = time.perf_counter()
+        text, details = self._recognizer.transcribe(audio)
+        sentence = normalise_words(text)
+        if sentence and graph.accepts(sentence):
+            same = last is not None and last.reading.command == sentence and last.reading.free is not None
+            free = last.reading.free if same and last is not None else self._understand(text)  # hassil: ~50 ms
+            # Only a sentence that acts: a name the home lacks ("the copy maker") is a sentence
+            # too, and there the search must say whether the audio is a known device's name.
+            if free is not None and free.kind in ("tool", "answer", "speaker", "timer") \
+                    and (free.kind != "tool" or free.call is not None):
+                reading = _Reading(text, details, free, sentence, 1.0, choose(free, free, gap=0.0), graph.continuations(sentence))
+                _LOGGER.debug("read a whole home sentence in %.0f ms", 1000 * (time.perf_counter() - started))
+                return reading, True
+        if not in_pause or search is None:
+            return _Reading(text, details, None), False
+        reading = self._read(audio, search)
+        return dataclasses.replace(reading, continuations=graph.continuations(reading.command or "")), True
 
     def _read(self, audio: np.ndarray, search: Any) -> _Reading:
         """Both readings of the audio and the policy's choice (a worker thread: hassil is slow too)."""
@@ -260,8 +325,10 @@ class Assistant:
         audio = pcm16_to_float(utterance.audio)
         text, details = "", None
         early = utterance.reading if isinstance(utterance.reading, _Reading) and not self._waiting() else None
-        if early is None and not self._waiting() and self._early_read is None and self._early is not None:
-            await self._early  # the pause's reading of this same speech is under way: don't decode twice
+        if early is None and not self._waiting() and self._early_read is None:
+            for pause in list(self._early):
+                await pause  # the pause's reading of this same speech is under way: don't decode twice
+        self._reads.reset()
         if early is None and not self._waiting() and self._early_read is not None \
                 and self._early_read[0] == utterance.timestamp_ms:
             early = self._early_read[1]  # nobody spoke after the pause: the same speech, read there
@@ -278,7 +345,7 @@ class Assistant:
         if self._cloud_confirmation is not None and self._cloud_confirmation.waiting is not None:
             # The cloud asked "are you sure?": the device itself judges the answer, then the
             # model hears it too and repeats the call, which only now goes through.
-            outcome = self._cloud_confirmation.answer(yes_or_no(text))
+            outcome = self._cloud_confirmation.answer(self._yes_or_no(text))
             await self._emit(Transcript(text, utterance.timestamp_ms))
             if outcome == "ask_again":
                 await self._emit(Routed("local", "unclear answer to the cloud's confirmation question", "none", 1.0))
@@ -320,6 +387,10 @@ class Assistant:
         else:
             await self._emit(Say(prompt="cloud_disabled"))
 
+    def _yes_or_no(self, text: str) -> bool | None:
+        """The answer judged in the configured language ('ja, bitte'), not always in English."""
+        return yes_or_no(text, self._language.language if self._language is not None else "en")
+
     def _understand(self, text: str) -> Decision | None:
         if self._language is None or not text:
             return None
@@ -336,13 +407,14 @@ class Assistant:
         hypotheses = getattr(details, "grammar", ()) or ()
         if self._language is None or not hypotheses:
             return None, 0.0, choose(free, None)
+        graph = self._language.graph()
         for hypothesis in hypotheses:
             sentence = normalise_words(hypothesis.text)
             heard, meaning = self._heard
             reading = meaning if sentence == heard and meaning is not None else self._language.understand(sentence)
             if reading.kind in ("tool", "answer", "speaker", "timer"):
                 gap = float(details.mean_logprob) - float(hypothesis.mean_logprob)
-                return sentence, math.exp(-max(0.0, gap)), choose(free, reading, gap=gap)
+                return sentence, math.exp(-max(0.0, gap)), choose(free, reading, gap=gap, accepted=graph.accepts(hypothesis.text))
         return normalise_words(hypotheses[0].text), 0.0, choose(free, None)
 
     async def _local(self, decision: Decision, utterance: VoiceStopped) -> None:
@@ -376,13 +448,38 @@ class Assistant:
             await self._emit(Error("tool-unavailable", "the home is not connected (MQTT is off)", at_ms))
             await self._emit(Say(prompt="error"))
             return
-        result = await self._tools.execute(call, confirmed=confirmed)
+        self._running = call.call_id
+        self._forget_chime()
+        try:
+            result = await self._tools.execute(call, confirmed=confirmed)
+        finally:
+            self._running = None
+        if self._chime is not None:
+            await self._chime  # the device may confirm before the earcon's task got its turn
         await self._emit(result)
         await self._answer(call, result, decision)
 
+    def _forget_chime(self) -> None:
+        self._chime = None
+
+    def sent(self, call: ToolCall) -> None:
+        """The tools' publish hook: our own command is on the broker, so the 'done' earcon starts
+        now, while the device confirms and the answer is synthesized (the cloud's calls stay quiet:
+        its reply speaks for them)."""
+        if call.call_id == self._running and self._chime is None:
+            self._chime = asyncio.create_task(self._say_done())
+
+    async def _say_done(self) -> None:
+        await self._emit(Say(prompt="done"))
+
     async def _answer(self, call: ToolCall, result: ToolResult, decision: Decision | None) -> None:
         said = self._language.answer(decision, result) if self._language is not None and decision is not None else None
-        await self._emit(Say(prompt="done", text=said) if said else say_for_result(result))
+        say = Say(prompt="done", text=said) if said else say_for_result(result)
+        chimed, self._chime = self._chime, None
+        if chimed is not None:
+            await chimed  # the answer plays after the earcon, never before it
+        if chimed is None or say.prompt != "done" or say.text is not None:  # else the earcon was the answer
+            await self._emit(say)
         if result.status == "needs_confirmation":
             self._pending = _Pending(call, result.message, decision=decision)
             self._listen(CONFIRM_TIMEOUT_MS, "confirm")
@@ -398,7 +495,7 @@ class Assistant:
     async def _confirm(self, text: str, utterance: VoiceStopped) -> None:
         pending, self._pending = self._pending, None
         assert pending is not None
-        answer = yes_or_no(text)
+        answer = self._yes_or_no(text)
         await self._emit(Transcript(text, utterance.timestamp_ms))
         if answer is True:
             await self._run_tool(pending.call, confirmed=True, at_ms=utterance.timestamp_ms, decision=pending.decision)

@@ -96,6 +96,21 @@ class SpeechPaused:
     start_ms: int
     audio: bytes
     """The utterance up to `decided_ms`."""
+    short: bool = False
+    """Only `vad.quick_ms` of quiet yet: enough for a reading stable across two decodes."""
+
+
+@dataclass(frozen=True, slots=True)
+class SpeechSoFar:
+    """The command so far, offered for reading while it is spoken (every `vad.redecode_ms` of
+    audio, and at the first quiet window after speech); the reader may skip it when busy."""
+
+    timestamp_ms: int
+    """The end of the last speech so far."""
+    decided_ms: int
+    start_ms: int
+    audio: bytes
+    """The utterance up to `decided_ms`."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -265,6 +280,7 @@ _TYPE_NAMES: dict[type, str] = {
     VoiceStarted: "speech_start",
     VoiceStopped: "speech_end",
     SpeechPaused: "speech_pause",
+    SpeechSoFar: "speech_so_far",
     EndNow: "end_now",
     ListenTimeout: "timeout",
     AudioStop: "audio_stop",

@@ -10,6 +10,7 @@ and passes the parts down.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import tomllib
 import types
@@ -146,8 +147,13 @@ class WakeWordSettings:
     """Probability cut-off; None takes the model manifest's."""
     window: int | None = None
     """Sliding window (feature steps) averaged before the threshold; None takes the manifest's."""
+    phrase: str | None = None
+    """A wake phrase written as text ("hey computer"), enrolled from TTS with no training
+    (models/wake_phrase.py); `model` is then unused and `threshold` is the cosine similarity."""
 
     def __post_init__(self) -> None:
+        if self.phrase is not None and not (any(c.isalnum() for c in self.phrase) and len(self.phrase) <= 64):
+            raise ValueError("phrase must be 1-64 characters with at least one word")
         if self.threshold is not None and not 0.0 < self.threshold < 1.0:
             raise ValueError("threshold must be between 0 and 1")
         if self.window is not None and not 1 <= self.window <= 100:
@@ -159,6 +165,9 @@ class WakeSettings:
     words: tuple[WakeWordSettings, ...] = (WakeWordSettings(),)
     refractory_s: float = 2.0
     """After a detection, the same word is ignored for this long (audio time)."""
+    two_stage: bool = True
+    """Words with a calibrated second stage (models/wake_confirm.py) wake on a lower first-stage
+    score when openWakeWord confirms it; false keeps the first stage alone at its cutoff."""
     verify: bool = False
     """Check each detection with Whisper on the audio before it (models/wake_verify.py) and drop
     the ones that don't say the phrase; measured by `voxhome bench wake-verify`."""
@@ -186,6 +195,13 @@ class VadSettings:
     """Silence after speech at which the assistant reads the command so far (a `SpeechPaused`):
     a complete home command that no longer sentence could change ends here instead of at
     `end_silence_ms` (device/assistant.py, early endpointing). 0 turns it off."""
+    quick_ms: int = 80
+    """A shorter pause that is enough when the reading of the audio up to it is the same command
+    as the reading before it (stable across two decodes); 0: only `early_ms` counts."""
+    redecode_ms: int = 120
+    """While the user speaks (early endpointing on), the utterance so far is read again every this
+    much audio, one reading at a time, so the pause finds its reading (nearly) ready; 0: read only
+    at the pause."""
     max_command_ms: int = 10000
     start_timeout_ms: int = 5000
     """Nobody speaks within this after the wake word → timeout."""
@@ -193,7 +209,7 @@ class VadSettings:
     def __post_init__(self) -> None:
         if not 0.0 < self.threshold < 1.0:
             raise ValueError("threshold must be between 0 and 1")
-        for name in ("preroll_ms", "speech_start_ms", "end_silence_ms", "early_ms"):
+        for name in ("preroll_ms", "speech_start_ms", "end_silence_ms", "early_ms", "quick_ms", "redecode_ms"):
             if not 0 <= getattr(self, name) <= 5000:
                 raise ValueError(f"{name} must be between 0 and 5000")
         if not 1000 <= self.max_command_ms <= 60000:
@@ -207,10 +223,23 @@ class AsrSettings:
     bundle: str | None = None
     """Directory of the speech-model bundle; None uses the active OTA slot, then the build cache."""
     threads: int = 1
+    model: Literal["tiny.en", "base"] | None = None
+    """Which Whisper the build cache holds: 'tiny.en' (English only, fastest) or 'base'
+    (multilingual, ~2.3x the compute); None = tiny.en for English, base for any other language."""
 
     def __post_init__(self) -> None:
         if not 1 <= self.threads <= 16:
             raise ValueError("threads must be between 1 and 16")
+
+    def model_for(self, language: str) -> Literal["tiny.en", "base"]:
+        if self.model is not None:
+            return self.model
+        return "tiny.en" if _is_english(language) else "base"
+
+
+def _is_english(language: str) -> bool:
+    """'en', 'en-GB', 'en_us': Home Assistant's codes name regional variants of one language."""
+    return language.replace("_", "-").split("-")[0].lower() == "en"
 
 
 @dataclass(frozen=True, slots=True)
@@ -339,6 +368,9 @@ class CloudSettings:
     """Explicit WebRTC calls endpoint (the SDP offer goes here), overriding base_url + /realtime/calls."""
     client_secret: Secret | None = None
     """A client secret (ek_…) minted elsewhere; unset: minted per session from api_key (WebRTC)."""
+    upload_speed: float = 8.0
+    """WebRTC: the utterance goes out on the Opus track this many times faster than it was spoken
+    (it is all buffered when the turn is routed to the cloud); 1 paces it in real time."""
     instructions: str = "You are a helpful voice assistant in a smart speaker. Answer briefly."
     voice: str = "marin"
     speed: float = 1.0
@@ -378,6 +410,8 @@ class CloudSettings:
             raise ValueError("local_min_confidence must be between 0 and 1")
         if not 0.25 <= self.speed <= 1.5:
             raise ValueError("speed must be between 0.25 and 1.5")
+        if not 1.0 <= self.upload_speed <= 32.0:
+            raise ValueError("upload_speed must be between 1 and 32")
         if not 0 <= self.followup_s <= 30:
             raise ValueError("followup_s must be between 0 and 30")
         if not (0 < self.response_timeout_s <= self.turn_timeout_s and 0 < self.max_buffered_s <= self.max_reply_s):
@@ -520,6 +554,13 @@ class Settings:
     esphome: EsphomeSettings = field(default_factory=EsphomeSettings)
     wyoming: WyomingSettings = field(default_factory=WyomingSettings)
 
+    def __post_init__(self) -> None:
+        if self.asr.model == "tiny.en" and not _is_english(self.intent.language):
+            raise ValueError(
+                f"asr.model 'tiny.en' understands English only, but intent.language is {self.intent.language!r}: "
+                "set asr.model = 'base' (multilingual) or leave it out"
+            )
+
 
 T = TypeVar("T")
 
@@ -543,7 +584,7 @@ def load_settings(path: Path | str | None, *, required: bool = False) -> Setting
         raise ConfigError("config-unreadable", f"can't read config file {path}: {err.strerror}") from None
     try:
         data = tomllib.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
+    except ValueError as err:  # TOMLDecodeError, UnicodeDecodeError, an integer of > 4300 digits
         raise ConfigError("config-syntax", f"{path}: not valid TOML: {err}") from None
     except RecursionError:
         raise ConfigError("config-syntax", f"{path}: not valid TOML: arrays or tables nested too deeply") from None
@@ -574,7 +615,7 @@ def build(cls: type[T], data: Any, *, prefix: str, source: str) -> T:
         if key not in names:
             known = ", ".join(sorted(names))
             raise ConfigError(
-                "config-unknown-key", f"{source}: unknown key '{_join(prefix, key)}' (known: {known})"
+                "config-unknown-key", f"{source}: unknown key {_show(_join(prefix, key))} (known: {known})"
             )
     kwargs = {
         key: _convert(hints[key], value, prefix=_join(prefix, key), source=source)
@@ -603,7 +644,7 @@ def _convert(tp: Any, value: Any, *, prefix: str, source: str) -> Any:
     if origin is Literal:
         if value not in args:
             allowed = ", ".join(repr(a) for a in args)
-            raise ConfigError("config-value", f"{source}: {prefix} must be one of {allowed}, not {value!r}")
+            raise ConfigError("config-value", f"{source}: {prefix} must be one of {allowed}, not {_show(value)}")
         return value
     if origin is tuple:
         if not isinstance(value, list):
@@ -616,7 +657,12 @@ def _convert(tp: Any, value: Any, *, prefix: str, source: str) -> Any:
     if tp is float:
         # TOML writes 2 and 2.0 differently; both are a fine number of seconds.
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
+            # nan passes every range check below (all comparisons are false), and an integer
+            # too large for a float would raise OverflowError: both are refused here.
+            number = float(value) if isinstance(value, float) or abs(value) < 1 << 1000 else math.inf
+            if math.isfinite(number):
+                return number
+            raise ConfigError("config-value", f"{source}: {prefix} must be a finite number, not {_show(value)}")
     elif tp is int:
         if isinstance(value, int) and not isinstance(value, bool):
             return value
@@ -626,8 +672,14 @@ def _convert(tp: Any, value: Any, *, prefix: str, source: str) -> Any:
     else:
         raise TypeError(f"unsupported settings type {tp}")
     raise ConfigError(
-        "config-type", f"{source}: {prefix} must be {_type_name(tp)}, not {type(value).__name__} {value!r}"
+        "config-type", f"{source}: {prefix} must be {_type_name(tp)}, not {type(value).__name__} {_show(value)}"
     )
+
+
+def _show(value: Any) -> str:
+    """A value in a one-line message: repr (no raw newlines), cut short."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _type_name(tp: Any) -> str:

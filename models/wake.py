@@ -27,6 +27,7 @@ from device.settings import WakeSettings, WakeWordSettings
 from models.base import Scorer
 from models.onnx import OnnxScorer
 from models.tflite import TfliteModel, TfliteScorer
+from models.wake_confirm import CALIBRATED, Confirm, OwwConfirmer
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -70,9 +71,12 @@ class WakeWordSpec:
     threshold: float
     window: int
     refractory_ms: int = 2000
+    confirm: Confirm | None = None
+    """Two stages (models/wake_confirm.py): candidates over `confirm.first_cutoff`, and under
+    `threshold` they need the confirming model's yes."""
 
 
-def resolve_word(word: WakeWordSettings, refractory_s: float = 2.0) -> WakeWordSpec:
+def resolve_word(word: WakeWordSettings, refractory_s: float = 2.0, two_stage: bool = True) -> WakeWordSpec:
     """Settings → spec: a built-in name, 'oww:<name>', or a .json / .tflite / .onnx path."""
     ref = word.model
     threshold, window = OWW_THRESHOLD, 1
@@ -88,7 +92,9 @@ def resolve_word(word: WakeWordSettings, refractory_s: float = 2.0) -> WakeWordS
         if not path.is_file():
             raise ModelError("model-missing", f"wake word model {ref!r} is neither a built-in ({', '.join(MICRO_BUILTINS)}), 'oww:<name>' nor an existing file")
     name = ref if ref.startswith("oww:") else path.stem
+    confirm = None
     if path.suffix == ".json":
+        confirm = _read_confirm(path) if two_stage else None
         path, name, threshold, window = _read_micro_manifest(path)
     elif path.suffix not in (".tflite", ".onnx"):
         raise ModelError("model-format", f"wake word model {path}: expected .json, .tflite or .onnx")
@@ -98,7 +104,31 @@ def resolve_word(word: WakeWordSettings, refractory_s: float = 2.0) -> WakeWordS
         threshold=word.threshold if word.threshold is not None else threshold,
         window=word.window if word.window is not None else window,
         refractory_ms=round(refractory_s * 1000),
+        confirm=confirm,
     )
+
+
+def _read_confirm(path: Path) -> Confirm | None:
+    """A microWakeWord manifest's second stage: its own `voxhome_confirm` section (a calibrated
+    wake bundle's), else the calibrated default for a packaged word (models/wake_confirm.py)."""
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+        name = Path(config["model"]).stem
+        rule = config.get("voxhome_confirm")
+        if rule is None:
+            default = CALIBRATED.get(name) if path.parent == micro_models_dir() else None
+            if default is None:
+                return None
+            rule = {"first_cutoff": default[0], "cutoff": default[1], "model": f"oww:{name}"}
+        model = str(rule["model"])
+        oww = oww_models_dir() / f"{model[4:]}.tflite" if model.startswith("oww:") else path.parent / model
+        if not oww.is_file():
+            raise ModelError("model-missing", f"{path}: the confirming model {model!r} is not installed")
+        return Confirm(float(rule["first_cutoff"]), float(rule["cutoff"]), oww)
+    except (OSError, KeyError, TypeError, AttributeError) as err:
+        raise ModelError("model-manifest", f"bad two-stage rule in {path}: {err!r}") from None
+    except ValueError as err:
+        raise ModelError("model-manifest", f"bad two-stage rule in {path}: {err}") from None
 
 
 def _read_micro_manifest(path: Path) -> tuple[Path, str, float, int]:
@@ -213,9 +243,15 @@ class OwwFeatures:
 class _Word:
     """One word's state: its scorer's input window, the probability window, the refractory."""
 
-    def __init__(self, spec: WakeWordSpec, scorer: Scorer, fill: np.ndarray | None) -> None:
+    def __init__(self, spec: WakeWordSpec, scorer: Scorer, fill: np.ndarray | None,
+                 confirmer: OwwConfirmer | None = None) -> None:
         self.spec = spec
         self.scorer = scorer
+        self._confirmer = confirmer if spec.confirm is not None else None
+        self._floor = (min(spec.confirm.first_cutoff, spec.threshold) if spec.confirm is not None and confirmer is not None
+                       else spec.threshold)
+        self.unconfirmed = 0
+        """Candidates in the unsure band the confirming model turned down."""
         self._steps = scorer.input_shape[1]
         self._fill = fill
         self._features: deque[np.ndarray] = deque(maxlen=self._steps)
@@ -240,12 +276,23 @@ class _Word:
         if len(self._probs) < self.spec.window or end_ms < self._quiet_until_ms:
             return None
         score = sum(self._probs) / len(self._probs)
-        if score <= self.spec.threshold:
+        if score <= self._floor:
+            return None
+        if score <= self.spec.threshold and not self._confirmed(end_ms):
             return None
         self._quiet_until_ms = end_ms + self.spec.refractory_ms
         self._probs.clear()
         rise = end_ms if self._rise_ms is None else self._rise_ms
         return Detection(word=self.spec.name, score=round(score, 4), timestamp_ms=end_ms, end_ms=rise)
+
+    def _confirmed(self, end_ms: int) -> bool:
+        # Unsure: the first stage alone would not wake. A rejection sets no refractory, so the
+        # next step of the same phrase is checked again (the confirmer follows the stream).
+        assert self._confirmer is not None and self.spec.confirm is not None
+        if self._confirmer.best(self.spec.name, end_ms) > self.spec.confirm.cutoff:
+            return True
+        self.unconfirmed += 1
+        return False
 
     def reset(self) -> None:
         self._features.clear()
@@ -269,6 +316,9 @@ class WakeWordDetector:
             raise ModelError("model-config", f"wake word listed twice: {names}")
         self._features: dict[Family, Features] = {}
         self._words: dict[Family, list[_Word]] = {}
+        confirms = {s.name: s.confirm.model for s in specs if s.confirm is not None}
+        self.confirmer: OwwConfirmer | None = OwwConfirmer(confirms) if confirms else None
+        """The second stage of the words that have one (off until a score is unsure)."""
         for spec in specs:
             scorer = open_scorer(spec.model)
             family = FEATURE_SIZES.get(scorer.input_shape[2])
@@ -281,13 +331,14 @@ class WakeWordDetector:
                 self._features[family] = MicroFeatures() if family == "micro" else OwwFeatures()
             front = self._features[family]
             fill = front.silence_embedding() if isinstance(front, OwwFeatures) else None
-            self._words.setdefault(family, []).append(_Word(spec, scorer, fill))
+            self._words.setdefault(family, []).append(_Word(spec, scorer, fill, self.confirmer))
         self._origin_ms: int | None = None
-        _LOGGER.info("listening for %s", ", ".join(names))
+        _LOGGER.info("listening for %s%s", ", ".join(names),
+                     f" (two stages for {', '.join(confirms)})" if confirms else "")
 
     @classmethod
     def from_settings(cls, settings: WakeSettings) -> WakeWordDetector:
-        return cls(resolve_word(w, settings.refractory_s) for w in settings.words)
+        return cls(resolve_word(w, settings.refractory_s, settings.two_stage) for w in settings.words)
 
     @property
     def words(self) -> tuple[str, ...]:
@@ -296,6 +347,8 @@ class WakeWordDetector:
     def process_streaming(self, audio: bytes, timestamp_ms: int) -> list[Detection]:
         if self._origin_ms is None:
             self._origin_ms = timestamp_ms
+        if self.confirmer is not None:
+            self.confirmer.push(audio, timestamp_ms)
         detections: list[Detection] = []
         for family, front in self._features.items():
             words = self._words[family]
@@ -309,6 +362,8 @@ class WakeWordDetector:
 
     def reset(self) -> None:
         self._origin_ms = None
+        if self.confirmer is not None:
+            self.confirmer.reset()
         for front in self._features.values():
             front.reset()
         for words in self._words.values():
@@ -319,3 +374,5 @@ class WakeWordDetector:
         for words in self._words.values():
             for word in words:
                 word.scorer.close()
+        if self.confirmer is not None:
+            self.confirmer.close()

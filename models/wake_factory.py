@@ -79,6 +79,10 @@ def build_bundle(out: Path, calibration: dict[str, Any] | None, version: str) ->
         if word in chosen:
             config["micro"]["probability_cutoff"] = chosen[word]
             config["voxhome_calibration"] = calibration["words"][word] if calibration else {}
+        rule = (calibration or {}).get("two_stage", {}).get(word)
+        if rule is not None:
+            # The second stage's rule travels with the word, so an OTA update can change it.
+            config["voxhome_confirm"] = rule
         (out / f"{word}.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
     if calibration is not None:
         (out / "calibration.json").write_text(json.dumps(calibration, indent=2, sort_keys=True) + "\n", encoding="utf-8")
@@ -86,7 +90,7 @@ def build_bundle(out: Path, calibration: dict[str, Any] | None, version: str) ->
     write_manifest(
         out, name="wake-micro", kind="wake", version=version, runtime="tflite", golden=golden,
         metadata={"models": [f"{w}.json" for w in MICRO_BUILTINS], "cutoffs": {w: chosen.get(w) for w in MICRO_BUILTINS},
-                  "calibrated": sorted(chosen)},
+                  "calibrated": sorted(chosen), "two_stage": sorted((calibration or {}).get("two_stage", {}))},
     )
 
 

@@ -20,9 +20,10 @@ from typing import Any
 
 from device.errors import OtaError, VoxError
 from ota.atomic import FileSystem, makedirs, remove_tree, write_atomic
-from ota.bundle import unpack
+from ota.bundle import read_archive_manifest, unpack
 from ota.fetcher import FetchConfig, download
 from ota.health import run_health_check
+from ota.integrity import check_firmware, forget_stamp, voxhome_version
 from ota.slots import SlotStore, disk_free, parse_version
 from ota.updater import MetadataClient, Offer, verify_target
 
@@ -30,15 +31,6 @@ _LOG = logging.getLogger(__name__)
 STATUS_NAME = "status.json"
 HealthCheck = Callable[[str, Path], str]
 StatusSink = Callable[[dict[str, Any]], None]
-
-
-def voxhome_version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("voxhome")
-    except PackageNotFoundError:
-        return "0.1.0"
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,8 +188,11 @@ class Agent:
             self.fs.unlink(part)  # corrupt bytes are never resumed from
             raise
         self.on_step("verified")
+        # The signed offer said which firmware it needs; the bundle's own manifest has the last word.
+        check_firmware(read_archive_manifest(part), self.config.voxhome_version)
         self.report("installing", kind, version=offer.version)
         slot_dir = self.store.slot_dir(kind, slot)
+        forget_stamp(self.fs, slot_dir)
         remove_tree(self.fs, slot_dir)
         self.on_step("slot-cleared")
         manifest = unpack(self.fs, part, slot_dir)
@@ -274,7 +269,7 @@ class Agent:
         if state.trial is None:
             return self.report("success", kind, version=state.version, message="already good", persist=False)
         try:
-            path, _manifest = self.store.load_active(kind)
+            path, _manifest = self.store.load_active(kind, firmware=self.config.voxhome_version)
             self.health(kind, path)
         except OtaError as err:
             back = self.store.rollback(kind, reason=err.message)

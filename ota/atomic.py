@@ -11,7 +11,7 @@ import errno
 import logging
 import os
 import shutil
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from device.errors import OtaError
@@ -94,12 +94,13 @@ def write_durable(fs: FileSystem, path: Path, chunks: Iterable[bytes]) -> None:
         fs.close(fd)
 
 
-def write_atomic(fs: FileSystem, path: Path, data: bytes) -> None:
-    """Replace `path` with `data` so that after a power cut it holds the old or the new bytes, never a mix."""
+def write_atomic(fs: FileSystem, path: Path, data: bytes | Iterable[bytes]) -> None:
+    """Replace `path` with `data` (bytes, or chunks of them) so that after a power cut it holds the
+    old or the new bytes, never a mix."""
     path = Path(path)
     tmp = path.with_name(path.name + TMP_SUFFIX)
     try:
-        write_durable(fs, tmp, (data,))
+        write_durable(fs, tmp, (data,) if isinstance(data, bytes) else data)
         fs.rename(tmp, path)
         fs.fsync_dir(path.parent)
     except OSError as err:
@@ -108,6 +109,13 @@ def write_atomic(fs: FileSystem, path: Path, data: bytes) -> None:
         except OSError:
             pass
         raise wrap_os_error(err, f"writing {path}") from None
+
+
+def read_chunks(path: Path, chunk: int = 1 << 20) -> Iterator[bytes]:
+    """A file's bytes in bounded pieces (copies and hashes never hold a whole bundle in memory)."""
+    with Path(path).open("rb") as fh:
+        while block := fh.read(chunk):
+            yield block
 
 
 def remove_tree(fs: FileSystem, path: Path) -> None:

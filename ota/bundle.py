@@ -19,6 +19,8 @@ from models.manifest import MANIFEST_NAME, BundleManifest, parse_manifest, verif
 from ota.atomic import FileSystem, makedirs, wrap_os_error
 
 _CHUNK = 1 << 16
+_MAX_MANIFEST = 4 << 20
+"""Manifests are read whole; a real one is a few KiB."""
 
 
 def pack(bundle_dir: Path, archive: Path) -> BundleManifest:
@@ -44,6 +46,8 @@ def read_archive_manifest(archive: Path) -> BundleManifest:
     try:
         with tarfile.open(archive, "r:") as tar:
             member = tar.getmember(MANIFEST_NAME)
+            if member.size > _MAX_MANIFEST:
+                raise OtaError("ota-bad-bundle", f"{archive}: {MANIFEST_NAME} is {member.size} bytes; not a manifest")
             fh = tar.extractfile(member)
             if fh is None:
                 raise OtaError("ota-bad-bundle", f"{archive}: {MANIFEST_NAME} is not a regular file")

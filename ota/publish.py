@@ -40,7 +40,7 @@ from tuf.api.metadata import (
 from tuf.api.serialization.json import JSONSerializer
 
 from device.errors import OtaError
-from ota.atomic import FileSystem, makedirs, write_atomic
+from ota.atomic import FileSystem, makedirs, read_chunks, write_atomic
 from ota.bundle import read_archive_manifest
 from ota.slots import parse_version
 from ota.updater import target_name
@@ -229,7 +229,7 @@ class Repository:
             digest = target.hashes["sha256"]
             dest = self.path / "targets" / "bundles" / f"{digest}.{manifest.kind}.tar"
             makedirs(self.fs, dest.parent)
-            write_atomic(self.fs, dest, archive.read_bytes())
+            write_atomic(self.fs, dest, read_chunks(archive))
             targets_md.signed.targets[name] = target
             added.append((manifest, target))
         targets_md.signed.version += 1

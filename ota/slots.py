@@ -24,24 +24,32 @@ from typing import Any
 
 from device.errors import ModelError, OtaError
 from models.manifest import MANIFEST_NAME, BundleManifest, verify_bundle
-from ota.atomic import FileSystem, clean_temps, makedirs, remove_tree, write_atomic, write_durable
+from ota.atomic import (
+    FileSystem,
+    clean_temps,
+    makedirs,
+    read_chunks,
+    remove_tree,
+    write_atomic,
+    write_durable,
+)
+from ota.integrity import (
+    Verified,
+    begin_run,
+    check_firmware,
+    describe,
+    forget_stamp,
+    mark_clean_stop,
+    parse_version,
+    verify_slot,
+    voxhome_version,
+)
 
 _LOG = logging.getLogger(__name__)
 SLOTS = ("a", "b")
 STATE_NAME = "state.json"
 # The names fleet tools (hawkBit, Mender, RAUC) use for an update's progress.
 STATUS_NAMES = ("idle", "checking", "downloading", "installing", "pending", "success", "failure", "rolled-back")
-
-
-def parse_version(text: str) -> tuple[int, ...]:
-    """'1.10.2' → (1, 10, 2); '+build' metadata is ignored (semver); anything else is a clear error."""
-    try:
-        parts = tuple(int(p) for p in text.partition("+")[0].split("."))
-    except ValueError:
-        parts = ()
-    if not parts or any(p < 0 for p in parts):
-        raise OtaError("ota-bad-version", f"version {text!r} is not dotted numbers like 1.2.0")
-    return parts
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,16 +147,58 @@ class SlotStore:
     def active_dir(self, kind: str) -> Path:
         return self.slot_dir(kind, self.load().kind(kind).active)
 
-    def load_active(self, kind: str, *, hashes: bool = True) -> tuple[Path, BundleManifest]:
-        """The active slot's directory and manifest, verified file by file (what a model loader uses)."""
+    def load_active(self, kind: str, *, firmware: str | None = None) -> tuple[Path, BundleManifest]:
+        """The active slot's directory and manifest, re-hashed in full; no fallback (the agent's
+        confirm step: a trial that doesn't verify is rolled back there)."""
         path = self.active_dir(kind)
         try:
-            manifest = verify_bundle(path, hashes=hashes)
+            verified = verify_slot(self.fs, path, kind=kind, firmware=firmware or voxhome_version(), full=True)
         except ModelError as err:
             raise OtaError("ota-active-corrupt", f"active {kind} slot {path} does not verify: {err.message}") from None
-        if manifest.kind != kind:
-            raise OtaError("ota-active-corrupt", f"slot {path} holds a {manifest.kind} bundle, not {kind}")
-        return path, manifest
+        return path, verified.manifest
+
+    def open_verified(self, kind: str, *, full: bool = False, firmware: str | None = None) -> Verified:
+        """What the service loads: the active slot, checked by its stamp (or in full when `full` or the
+        stamp is stale); if it fails, the other slot, re-hashed in full, becomes active.
+
+        The other slot is only taken when it holds a complete, verified bundle that is neither a
+        rejected version nor newer than the active one (a newer one there is an install the agent
+        has not proven yet). Neither slot usable: OtaError('ota-no-good-slot') naming both reasons.
+        """
+        firmware = firmware or voxhome_version()
+        current = self.load().kind(kind)
+        active = self.slot_dir(kind, current.active)
+        try:
+            return verify_slot(self.fs, active, kind=kind, firmware=firmware, full=full)
+        except (ModelError, OtaError) as err:
+            reason = describe(err)
+        alt = other(current.active)
+        _LOG.error("%s model %s in slot %s failed verification: %s; trying slot %s",
+                   kind, current.version, current.active, reason, alt)
+        try:
+            verified = verify_slot(self.fs, self.slot_dir(kind, alt), kind=kind, firmware=firmware, full=True)
+            version = verified.manifest.version
+            if version in current.rejected:
+                raise OtaError("ota-rejected", f"it holds {version}, which failed on this device before")
+            if parse_version(version) > parse_version(current.version):
+                raise OtaError("ota-unproven", f"it holds {version}, an install not yet proven by the agent")
+        except (ModelError, OtaError) as err:
+            raise OtaError("ota-no-good-slot", f"no usable installed {kind} model: slot {current.active}: {reason}; "
+                           f"slot {alt}: {describe(err)}") from None
+        # Not rejected: a damaged copy is not a bad version, so the agent may install it again.
+        state = self.load()
+        if state.kind(kind).active == current.active:
+            self.save(state.with_kind(kind, replace(current, active=alt, version=version, trial=None)))
+        _LOG.error("%s model: fell back from slot %s (%s) to slot %s (%s)", kind, current.active, current.version,
+                   alt, version)
+        return replace(verified, fallback_reason=reason)
+
+    def begin_run(self) -> bool:
+        """See `ota.integrity.begin_run`: False after an unclean shutdown (stamps dropped)."""
+        return begin_run(self.fs, self.root)
+
+    def mark_clean_stop(self) -> None:
+        mark_clean_stop(self.fs, self.root)
 
     def inactive_slot(self, kind: str) -> str:
         """The slot an install may overwrite; none while a trial needs the previous slot to fall back on."""
@@ -159,17 +209,21 @@ class SlotStore:
 
     # -- transitions ---------------------------------------------------------------------------
 
-    def provision(self, kind: str, bundle_dir: Path) -> BundleManifest:
+    def provision(self, kind: str, bundle_dir: Path, *, firmware: str | None = None) -> BundleManifest:
         """Factory install: copy a verified bundle into slot a and make it active and good."""
         manifest = verify_bundle(bundle_dir)
+        if manifest.kind != kind:
+            raise OtaError("ota-bad-bundle", f"{bundle_dir} is a {manifest.kind} bundle, not {kind}")
+        check_firmware(manifest, firmware or voxhome_version())
         dest = self.slot_dir(kind, "a")
+        forget_stamp(self.fs, dest)
         remove_tree(self.fs, dest)
         makedirs(self.fs, dest)
         for entry in (*manifest.files, None):
             rel = MANIFEST_NAME if entry is None else entry.path
             target = dest / rel
             makedirs(self.fs, target.parent)
-            write_durable(self.fs, target, ((bundle_dir / rel).read_bytes(),))
+            write_durable(self.fs, target, read_chunks(bundle_dir / rel))
             self.fs.fsync_dir(target.parent)
         state = self.load().with_kind(kind, KindState(active="a", version=manifest.version, floor=manifest.version))
         self.save(state)

@@ -42,5 +42,7 @@ if [[ ! -f $stamp || "$(cat $stamp)" != "$want" ]]; then
   # silero-vad's wheel declares torch, which we never import: we only need its ONNX file.
   # (Same pin as device/system/install.py NO_DEPS; tests/appliance/test_install.py keeps them equal.)
   .venv/bin/python -m pip install -q --no-deps "silero-vad==6.2.3"
+  # Wake phrases use efficientword-net's ONNX file and feature code only, not its pyaudio engine.
+  .venv/bin/python -m pip install -q --no-deps "efficientword-net==1.0.5"
   echo "$want" > $stamp
 fi

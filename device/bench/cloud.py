@@ -83,6 +83,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--transport", metavar="LIST",
                         help="compare transports (comma-separated: websocket,webrtc) on impaired links")
     parser.add_argument("--link-turns", type=int, default=5, help="turns per transport and link condition")
+    parser.add_argument("--upload-speeds", metavar="LIST", default=f"1,{CloudSettings().upload_speed:g}",
+                        help="WebRTC upload speeds to compare (× real time; default: 1 and the configured one)")
 
 
 def _utterance(ms: int) -> bytes:
@@ -187,10 +189,17 @@ def _links(args: argparse.Namespace) -> int:
     from device.bench import cloud_links  # aiortc loads only for this comparison
 
     transports = [t.strip() for t in args.transport.split(",") if t.strip()]
+    try:
+        speeds = tuple(dict.fromkeys(float(s) for s in args.upload_speeds.split(",") if s.strip()))
+    except ValueError:
+        speeds = ()
     if not transports or set(transports) - {"websocket", "webrtc"} or args.link_turns < 1:
         sys.stderr.write("--transport takes websocket and/or webrtc, and --link-turns at least 1\n")
         return 2
-    results = asyncio.run(cloud_links.compare(transports, args.link_turns, args.utterance_ms))
+    if not speeds or not all(1.0 <= s <= 32.0 for s in speeds):
+        sys.stderr.write("--upload-speeds takes numbers from 1 to 32, comma-separated\n")
+        return 2
+    results = asyncio.run(cloud_links.compare(transports, args.link_turns, args.utterance_ms, speeds))
     if args.json:
         sys.stdout.write(json.dumps({"turns": args.link_turns, "utterance_ms": args.utterance_ms,
                                      "links": cloud_links.as_json(results)}) + "\n")

@@ -2,7 +2,9 @@
 
 Every transport runs the same turns against the same fake (`FakeRealtimeServer`, aiortc on its
 side for WebRTC) at each loss × RTT condition, in one run:
-- end of speech → first reply sample at the speaker (the turn starts with the whole utterance);
+- end of speech → first reply sample at the speaker (the turn starts with the whole utterance:
+  the route is decided at the end of speech); WebRTC once per upload speed, so `×1` (the
+  utterance paced as spoken) is the peer of the sped-up upload in the same run;
 - upstream bytes per second of utterance (WebSocket: the JSON text frames; WebRTC: RTP payload
   plus data-channel text; neither counts TCP/UDP/IP or DTLS overhead);
 - reply gaps: ms per second of reply the speaker had nothing to play (underruns against a
@@ -86,6 +88,7 @@ class _NoTools:
 @dataclass(frozen=True, slots=True)
 class LinkResult:
     transport: str
+    """websocket, or webrtc×<upload speed>."""
     loss: float
     rtt_ms: float
     first_sample_ms: float
@@ -99,7 +102,8 @@ def _utterance(ms: int) -> bytes:
     return (np.sin(2 * np.pi * 220 * t) * 5000).astype("<i2").tobytes()
 
 
-async def _condition(transport: str, loss: float, rtt: float, turns: int, utterance_ms: int) -> LinkResult:
+async def _condition(transport: str, loss: float, rtt: float, turns: int, utterance_ms: int,
+                     upload_speed: float = 1.0) -> LinkResult:
     impairment = Impairment(loss=loss, jitter_ms=10.0 if loss else 0.0, rtt_ms=rtt, seed=7)
     speech = _utterance(utterance_ms)
     firsts, rates, gaps = [], [], []
@@ -108,7 +112,7 @@ async def _condition(transport: str, loss: float, rtt: float, turns: int, uttera
                                   replies=[Reply(text="A reply.", audio_ms=REPLY_MS)]) as server:
         base = server.base_url if transport == "webrtc" else "https://api.invalid/v1"
         settings = CloudSettings(url=server.url, base_url=base, transport=transport,  # type: ignore[arg-type]
-                                 idle_close_s=600.0, retries=0)
+                                 idle_close_s=600.0, retries=0, upload_speed=upload_speed)
         sink = PlayoutSink()
         client = RealtimeClient(settings, _NoTools(), sink, clock=time.perf_counter)
         await client.connect()  # connecting is not part of a turn here
@@ -128,26 +132,29 @@ async def _condition(transport: str, loss: float, rtt: float, turns: int, uttera
             rates.append(rate)
             gaps.append((sink.gaps_ms + lost) / (REPLY_MS / 1000))
         await client.close()
-    return LinkResult(transport, loss, rtt, statistics.median(firsts), statistics.median(rates),
+    name = f"webrtc×{upload_speed:g}" if transport == "webrtc" else transport
+    return LinkResult(name, loss, rtt, statistics.median(firsts), statistics.median(rates),
                       statistics.mean(gaps), fell_back)
 
 
-async def compare(transports: list[str], turns: int, utterance_ms: int) -> list[LinkResult]:
+async def compare(transports: list[str], turns: int, utterance_ms: int,
+                  upload_speeds: tuple[float, ...] = (1.0,)) -> list[LinkResult]:
     out = []
     for loss, rtt in CONDITIONS:
         for transport in transports:
-            out.append(await _condition(transport, loss, rtt, turns, utterance_ms))
+            for speed in upload_speeds if transport == "webrtc" else (1.0,):
+                out.append(await _condition(transport, loss, rtt, turns, utterance_ms, speed))
     return out
 
 
 def report(results: list[LinkResult], turns: int, utterance_ms: int) -> str:
     lines = [f"transports on impaired loopback links: median of {turns} turns, {utterance_ms} ms utterance, "
              f"{REPLY_MS} ms reply",
-             f"  {'transport':<10} {'loss':>5} {'rtt':>6} {'speech end→first sample':>24} {'upstream B/s':>13} "
+             f"  {'transport':<11} {'loss':>5} {'rtt':>6} {'speech end→first sample':>24} {'upstream B/s':>13} "
              f"{'gap ms/s':>9}"]
     for r in results:
         note = f"  ({r.fell_back} fell back)" if r.fell_back else ""
-        lines.append(f"  {r.transport:<10} {r.loss:>5.0%} {r.rtt_ms:>4.0f}ms {r.first_sample_ms:>21.0f} ms "
+        lines.append(f"  {r.transport:<11} {r.loss:>5.0%} {r.rtt_ms:>4.0f}ms {r.first_sample_ms:>21.0f} ms "
                      f"{r.upstream_bytes_per_s:>13.0f} {r.gaps_ms_per_s:>9.1f}{note}")
     return "\n".join(lines) + "\n"
 

@@ -97,10 +97,12 @@ def part_voices(part: str, labels: str) -> list[Voice]:
 class Rig:
     """mosquitto + `voxhome sim home` + `voxhome sim cloud` + a recorder of command publishes."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, config: str | None = None) -> None:
         from device.sim.broker import Mosquitto
 
         self.workdir = workdir
+        self.config = config
+        """The --config given to `voxhome bench e2e`, passed on to `voxhome run` (e.g. [asr] model)."""
         self.broker = Mosquitto(workdir)
         self.procs: list[subprocess.Popen[str]] = []
         self.cloud_url = ""
@@ -177,7 +179,8 @@ class Rig:
     def run_audio(self, wav: Path, spans: list[tuple[float, float]]) -> list[Observed]:
         """One `voxhome run --audio` over a file of turns → what happened in each span."""
         start = len(self.published)
-        argv = [sys.executable, "-m", "device", "run", "--audio", str(wav), "--mqtt", self.broker.url,
+        argv = [sys.executable, "-m", "device", *(["--config", self.config] if self.config else []),
+                "run", "--audio", str(wav), "--mqtt", self.broker.url,
                 "--cloud-url", self.cloud_url, "--speaker-wav", str(self.workdir / "speaker.wav")]
         proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=self.env())
         assert proc.stdout is not None
@@ -335,7 +338,7 @@ def run(args: argparse.Namespace) -> int:
     ours, peer_report = Report(), Report()
     started = time.monotonic()
     _out(f"{len(cases)} cases × {len(conditions)} conditions, voices {', '.join(v.label for v in voices)}")
-    with tempfile.TemporaryDirectory(prefix="voxhome-e2e-") as tmp, Rig(Path(tmp)) as rig:
+    with tempfile.TemporaryDirectory(prefix="voxhome-e2e-") as tmp, Rig(Path(tmp), getattr(args, "config", None)) as rig:
         if args.text:
             for case, seen in zip(cases, rig.run_texts([c.text for c in cases]), strict=True):
                 verdict = score(case, seen)

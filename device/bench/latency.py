@@ -10,11 +10,18 @@ sample. Wall times all come from one monotonic clock in this process:
   those events is smallest for the least-delayed one, which pins audio time 0 to within the
   front end's per-chunk processing (≈ 1 ms) — the latencies are at most that much too short;
 - the publish: an MQTT subscriber on the same broker records when each command arrives;
-- the confirmation: the speaker is a paced output that records when its first audible block
-  after the end of speech is written.
+- the confirmation: the speaker is the real playback path (the player thread → `hal.alsa`'s
+  sink → libasound) on an ALSA `file` PCM, paced like a sound card; each audible block's time is
+  taken as it is handed to ALSA, plus what the device still held before it (its first sample's
+  time). The file is read back afterwards: what ALSA got must be what was timed.
+
+Beside the times: the process's CPU time per second of audio, the decodes the early reader ran
+(and how long each took), and how late the front end's VAD windows were handled (the always-on
+path must keep up while Whisper reads in its worker thread).
 
 The peers are the same path with a plain silence endpointer of 500 ms and of 700 ms (what
-Home Assistant's satellites and most open-source speakers use), measured in the same run.
+Home Assistant's satellites and most open-source speakers use), and early endpointing that reads
+only at the pause (no re-reading while speaking), all measured in the same run.
 """
 
 from __future__ import annotations
@@ -22,6 +29,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
+import os
 import statistics
 import subprocess
 import sys
@@ -40,10 +49,11 @@ import soundfile
 from device.appliance import RunOptions
 from device.appliance import run as run_appliance
 from device.bench.speech import VOICES, Voice, concat, silence, synthesize
-from device.events import Detection, VoiceStarted, VoiceStopped
+from device.events import Detection, SpeechProbability, VoiceStarted, VoiceStopped
 from device.settings import Settings, replace_path
 from device.sim.broker import Mosquitto
-from hal.player import NullOutput
+from hal.audio import SAMPLE_RATE
+from hal.player import AlsaOutput
 
 WAKE = "okay nabu"
 TAIL_S = 2.5
@@ -70,15 +80,21 @@ CASES: tuple[Case, ...] = (
     Case("activate movie night", "home/scenes/movie_night/set", "ON"),
     Case("turn off the living room lamp", "esphome/livingroom_lamp/set", "OFF"),
 )
-ENDPOINTERS: dict[str, int | None] = {"ours": None, "silence-500ms": 500, "silence-700ms": 700}
-"""None: the configured endpointer as shipped (early endpointing at `vad.early_ms`, the normal end
-at `vad.end_silence_ms`); a number: a plain silence endpointer of that length."""
+ENDPOINTERS: dict[str, dict[str, int]] = {
+    "ours": {},
+    "pause-read-only": {"vad.redecode_ms": 0, "vad.quick_ms": 0},
+    "silence-500ms": {"vad.end_silence_ms": 500, "vad.early_ms": 0},
+    "silence-700ms": {"vad.end_silence_ms": 700, "vad.early_ms": 0},
+}
+"""Settings over the shipped ones: ours (early endpointing, re-reading while speaking), early
+endpointing that reads only once the pause is there, and plain silence endpointers."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--voices", type=int, default=2, help="how many of the tuning voices speak every command")
     parser.add_argument("--cases", type=int, default=len(CASES), help="how many commands")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    parser.add_argument("--endpointers", default=",".join(ENDPOINTERS), help="which of " + ", ".join(ENDPOINTERS))
 
 
 def speech_end(audio: np.ndarray) -> float:
@@ -117,12 +133,20 @@ class _Recorder:
 
     def __init__(self) -> None:
         self.offsets: list[float] = []
+        self.vad_offsets: list[float] = []
+        self._woke_ms = 0
         self.ends_ms: list[int] = []
         self.early = 0
         """Utterances ended at a pause (early endpointing) rather than at the full silence."""
 
     def __call__(self, event: object) -> None:
         now = time.monotonic()
+        if isinstance(event, SpeechProbability) and event.timestamp_ms >= self._woke_ms:
+            # Handled once its window is all there (the pre-roll's windows, run at the wake word
+            # in one go, are late by design and left out).
+            self.vad_offsets.append(now - event.end_ms / 1000)
+        if isinstance(event, Detection):
+            self._woke_ms = event.timestamp_ms
         if isinstance(event, Detection | VoiceStarted | VoiceStopped):
             self.offsets.append(now - event.timestamp_ms / 1000)
         if isinstance(event, VoiceStopped):
@@ -131,20 +155,67 @@ class _Recorder:
 
     @property
     def audio_zero(self) -> float:
-        return min(self.offsets)
+        return min(self.offsets + self.vad_offsets)
+
+    def vad_lag_ms(self) -> dict[str, float | None]:
+        """How late each VAD window was handled after its audio was all there (ms)."""
+        zero = self.audio_zero
+        lags = sorted(1000 * (o - zero) for o in self.vad_offsets)
+        if not lags:
+            return {"median": None, "p99": None, "max": None}
+        return {"median": round(statistics.median(lags), 1), "p99": round(lags[int(0.99 * (len(lags) - 1))], 1),
+                "max": round(lags[-1], 1)}
 
 
-class _TimedSpeaker(NullOutput):
-    """Paced like a sound card; remembers when each audible block was handed over."""
+class _TimedSpeaker:
+    """The ALSA playback path, paced like a sound card (the file PCM's null slave doesn't wait);
+    remembers when each audible block's first sample will be heard."""
 
-    def __init__(self) -> None:
-        super().__init__(realtime=True)
+    def __init__(self, device: str) -> None:
+        self._alsa = AlsaOutput(device)
         self.audible: list[float] = []
+        self.written = 0
+        self.audible_samples = 0
 
     def write(self, audio: bytes) -> None:
-        if np.abs(np.frombuffer(audio, dtype="<i2")).max(initial=0) > 64:
-            self.audible.append(time.monotonic())
-        super().write(audio)
+        block = np.frombuffer(audio, dtype="<i2")
+        if np.abs(block).max(initial=0) > 64:
+            self.audible.append(time.monotonic() + self._alsa.queued_samples() / SAMPLE_RATE)
+            self.audible_samples += len(block)
+        self._alsa.write(audio)
+        self.written += len(block)
+        time.sleep(len(block) / SAMPLE_RATE)
+
+    def queued_samples(self) -> int:
+        return self._alsa.queued_samples()
+
+    def close(self) -> None:
+        self._alsa.close()
+
+
+class _Decodes(logging.Handler):
+    """The early reader's decodes, from its debug log ('read the command up to %d ms in %.0f ms')."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.ms: list[float] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        args = record.args
+        if isinstance(record.msg, str) and record.msg.startswith("read the command up to") and isinstance(args, tuple):
+            took = args[1]
+            if isinstance(took, float | int):
+                self.ms.append(float(took))
+
+
+def _alsa_file_pcms(directory: Path, names: Sequence[str]) -> dict[str, Path]:
+    """One ALSA `file` PCM per endpointer (a null slave), for this process only."""
+    files = {name: directory / f"speaker-{name}.raw" for name in names}
+    conf = directory / "asoundrc"
+    conf.write_text("".join(f'pcm.vox_{i} {{\n  type file\n  slave.pcm {{ type null }}\n  file "{path}"\n  format "raw"\n}}\n'
+                            for i, path in enumerate(files.values())))
+    os.environ["ALSA_CONFIG_PATH"] = str(conf)
+    return files
 
 
 @dataclass
@@ -168,29 +239,41 @@ def _subscribe(broker: Mosquitto, topics: set[str]) -> tuple[mqtt.Client, _Publi
     return client, publishes
 
 
-def _settings(broker: Mosquitto, end_silence_ms: int | None) -> Settings:
+def _settings(broker: Mosquitto, overrides: dict[str, int]) -> Settings:
     settings = Settings()
     settings = replace_path(settings, "device.id", "voxhome-bench-latency")
     settings = replace_path(settings, "mqtt.host", broker.host)
     settings = replace_path(settings, "mqtt.port", broker.port)
     settings = replace_path(settings, "cloud.enabled", False)
-    if end_silence_ms is not None:
-        settings = replace_path(settings, "vad.end_silence_ms", end_silence_ms)
-        settings = replace_path(settings, "vad.early_ms", 0)  # a plain endpointer: no early end
+    for key, value in overrides.items():
+        settings = replace_path(settings, key, value)
     return settings
 
 
-def measure(broker: Mosquitto, audio_path: Path, turns: list[Turn], end_silence_ms: int | None) -> list[dict[str, Any]]:
-    """Run the appliance once over the script; one row per turn."""
+def measure(broker: Mosquitto, audio_path: Path, turns: list[Turn], overrides: dict[str, int],
+            device: str, speaker_file: Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Run the appliance once over the script; one row per turn, and the run's costs."""
     client, publishes = _subscribe(broker, {t.case.topic for t in turns})
-    recorder, speaker = _Recorder(), _TimedSpeaker()
+    recorder, speaker, decodes = _Recorder(), _TimedSpeaker(device), _Decodes()
+    reads_log = logging.getLogger("device.listening.reads")
+    level = reads_log.level
+    reads_log.addHandler(decodes)
+    reads_log.setLevel(logging.DEBUG)
+    cpu = time.process_time()
     try:
-        asyncio.run(run_appliance(_settings(broker, end_silence_ms), RunOptions(audio=str(audio_path), realtime=True),
+        asyncio.run(run_appliance(_settings(broker, overrides), RunOptions(audio=str(audio_path), realtime=True),
                         [recorder], speaker=speaker))
         time.sleep(0.3)  # the last publish's delivery to our subscriber
     finally:
+        cpu = time.process_time() - cpu
+        reads_log.removeHandler(decodes)
+        reads_log.setLevel(level)
         client.loop_stop()
         client.disconnect()
+    # What libasound wrote is what the player handed it: the timed path is the one that played.
+    played = np.fromfile(speaker_file, dtype="<i2") if speaker_file.exists() else np.zeros(0, np.int16)
+    if len(played) != speaker.written:
+        raise RuntimeError(f"the ALSA file holds {len(played)} samples, the player wrote {speaker.written}")
     zero = recorder.audio_zero
     rows = []
     for i, turn in enumerate(turns):
@@ -208,7 +291,15 @@ def measure(broker: Mosquitto, audio_path: Path, turns: list[Turn], end_silence_
         })
     if rows:
         rows[0]["early_ends"] = recorder.early
-    return rows
+    audio_s = turns[-1].end_of_speech_s + TAIL_S if turns else 1.0
+    costs = {
+        "cpu_per_audio_s": round(cpu / audio_s, 3),
+        "decodes": len(decodes.ms),
+        "decode_ms": _stats(decodes.ms),
+        "vad_lag_ms": recorder.vad_lag_ms(),
+        "speaker_audible_s": round(speaker.audible_samples / SAMPLE_RATE, 2),
+    }
+    return rows, costs
 
 
 def _stats(values: list[float]) -> dict[str, float | None]:
@@ -232,11 +323,17 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
 def run(args: argparse.Namespace) -> int:
     voices = [v for v in VOICES if v.engine != "festival"][: max(1, args.voices)]
     cases = CASES[: max(1, args.cases)]
+    names = [n.strip() for n in args.endpointers.split(",") if n.strip()]
+    unknown = [n for n in names if n not in ENDPOINTERS]
+    if unknown or not names:
+        sys.stderr.write(f"unknown endpointer {', '.join(unknown) or '(none)'}; known: {', '.join(ENDPOINTERS)}\n")
+        return 2
     audio, turns = script(cases, voices)
     results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="voxhome-latency-") as tmp:
         audio_path = Path(tmp) / "user.wav"
         soundfile.write(str(audio_path), audio, 16000, subtype="PCM_16")
+        speaker_files = _alsa_file_pcms(Path(tmp), names)
         broker = Mosquitto(Path(tmp))
         broker.start()
         home = subprocess.Popen([sys.executable, "-m", "device.sim.home", "--mqtt", broker.url],
@@ -244,8 +341,9 @@ def run(args: argparse.Namespace) -> int:
         try:
             assert home.stdout is not None
             home.stdout.readline()  # ready: its discovery is retained on the broker
-            for name, end_silence in ENDPOINTERS.items():
-                results[name] = summarize(measure(broker, audio_path, turns, end_silence))
+            for i, name in enumerate(names):
+                rows, costs = measure(broker, audio_path, turns, ENDPOINTERS[name], f"vox_{i}", speaker_files[name])
+                results[name] = {**summarize(rows), **costs}
         finally:
             home.terminate()
             home.wait(10)
@@ -259,13 +357,18 @@ def _report(results: dict[str, Any], turns: int, as_json: bool) -> None:
     if as_json:
         out(json.dumps({"turns": turns, "results": results}) + "\n")
         return
-    out(f"end of speech → MQTT publish / first confirmation sample, {turns} spoken commands, paced in real time\n")
-    out(f"  {'endpointer':<15} {'right':>6} {'wrong':>6} {'early':>6} {'publish med':>12} {'p90':>7} {'confirm med':>12} {'p90':>7}\n")
+
+    def ms(v: float | None) -> str:
+        return "-" if v is None else f"{v:.0f}"
+
+    out(f"end of speech → MQTT publish / first sample of the confirmation (ALSA), {turns} spoken commands, paced in real time\n")
+    out(f"  {'endpointer':<16} {'right':>6} {'wrong':>6} {'early':>6} {'publish med':>12} {'p90':>6} {'confirm med':>12} {'p90':>6}"
+        f" {'cpu/s':>6} {'decodes':>8} {'decode med':>11} {'vad lag p99':>12} {'max':>6}\n")
     for name, r in results.items():
-        def ms(v: float | None) -> str:
-            return "-" if v is None else f"{v:.0f}"
-        out(f"  {name:<15} {r['accuracy']:>6.1%} {r['wrong_publishes']:>6} {r['early_ends']:>6} {ms(r['publish_ms']['median']):>12} "
-            f"{ms(r['publish_ms']['p90']):>7} {ms(r['confirmation_ms']['median']):>12} {ms(r['confirmation_ms']['p90']):>7}\n")
+        out(f"  {name:<16} {r['accuracy']:>6.1%} {r['wrong_publishes']:>6} {r['early_ends']:>6} {ms(r['publish_ms']['median']):>12} "
+            f"{ms(r['publish_ms']['p90']):>6} {ms(r['confirmation_ms']['median']):>12} {ms(r['confirmation_ms']['p90']):>6}"
+            f" {r['cpu_per_audio_s']:>6.2f} {r['decodes']:>8} {ms(r['decode_ms']['median']):>11}"
+            f" {ms(r['vad_lag_ms']['p99']):>12} {ms(r['vad_lag_ms']['max']):>6}\n")
     out("  targets: publish median ≤ 300 ms, p90 ≤ 450 ms, accuracy within 1 point of silence-500ms\n")
 
 

@@ -10,6 +10,7 @@ BENCHES = {
     "frontend": "device.bench.frontend",
     "wake": "device.bench.wake.bench",
     "wake-verify": "device.bench.wake.verify",
+    "wake-phrase": "device.bench.wake_phrase",
     "asr": "device.bench.asr",
     "intent": "device.bench.intent",
     "cloud": "device.bench.cloud",
@@ -19,6 +20,7 @@ BENCHES = {
     "e2e": "device.bench.e2e",
     "grammar": "device.bench.grammar",
     "satellite": "device.bench.satellite",
+    "hostile": "device.bench.hostile",
 }
 
 

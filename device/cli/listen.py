@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from device.cli.common import print_json, settings_from_args
-from device.events import AudioStop, SpeechProbability, VoiceStopped
+from device.events import AudioStop, SpeechProbability, SpeechSoFar, VoiceStopped
 from device.listening.frontend import Frontend
 from device.listening.pipeline import Event
 from device.service import Handler, Service, open_source
@@ -31,7 +31,8 @@ def add_listen_options(parser: argparse.ArgumentParser) -> None:
 
 def print_event(show_vad: bool = False) -> Handler:
     def handle(event: Event) -> None:
-        if isinstance(event, AudioStop) or (isinstance(event, SpeechProbability) and not show_vad):
+        # The growing command (early endpointing's re-reads) is as frequent as the VAD windows.
+        if isinstance(event, AudioStop) or (isinstance(event, SpeechProbability | SpeechSoFar) and not show_vad):
             return
         print_json(event)
 

@@ -1,4 +1,4 @@
-"""`voxhome models build asr|prompts|tts|wake` and `voxhome models bundle DIR`: the model factory."""
+"""`voxhome models build asr|prompts|tts|wake|wake-phrase` and `voxhome models bundle DIR`: the model factory."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ BUILDERS = {
     "prompts": "device.voice.factory",
     "tts": "models.tts.factory",
     "wake": "models.wake_factory",
+    "wake-phrase": "models.wake_phrase_enrol",
 }
 
 

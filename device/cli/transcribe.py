@@ -51,8 +51,8 @@ def run(args: argparse.Namespace) -> int:
         # As the assistant builds it (appliance.build_language), before the model: a bad file fails fast.
         templates = load_templates(settings.intent.language, settings.intent.custom_sentences)
         language = HomeLanguage(home_registry(args.home or DEMO_HOME), templates=templates, area=settings.device.area)
-    bundle = asr_bundle(args.bundle or settings.asr.bundle)
-    runner = WhisperOnnx.load(bundle, threads=threads)
+    bundle = asr_bundle(args.bundle or settings.asr.bundle, model=settings.asr.model_for(settings.intent.language))
+    runner = WhisperOnnx.load(bundle, threads=threads, language=settings.intent.language)
     search = runner.prepare(language.graph()) if language is not None else None
     failed = 0
     for path in args.files:

@@ -99,6 +99,8 @@ class _Conn:
     playing: str | None = None
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
     buffered_ms: float = 0.0
+    audible_ms: float = 0.0
+    """WebRTC: of buffered_ms, the frames that weren't silence (the utterance, not its flush)."""
     active: str | None = None
     stream: asyncio.Task[None] | None = None
     audio_ms: dict[str, int] = field(default_factory=dict)
@@ -144,6 +146,10 @@ class FakeRealtimeServer:
         self.mismatches: list[str] = []
         self.connections = 0
         self.first_delta_sent: list[float] = []
+        self.committed_ms: list[float] = []
+        """Input audio each commit took (WebRTC: what had arrived on the track by then)."""
+        self.committed_audible_ms: list[float] = []
+        """Over WebRTC, of committed_ms, the frames that weren't silence."""
         """time.perf_counter() when each response's first audio delta went out (benchmarks)."""
         self.headers: list[dict[str, str]] = []
         self.deltas_sent = 0
@@ -290,13 +296,15 @@ class FakeRealtimeServer:
             case "input_audio_buffer.append":
                 conn.buffered_ms += len(base64.b64decode(event.get("audio", ""))) / BYTES_PER_MS
             case "input_audio_buffer.clear":
-                conn.buffered_ms = 0
+                conn.buffered_ms = conn.audible_ms = 0
                 await self._send(conn, {"type": "input_audio_buffer.cleared"})
             case "input_audio_buffer.commit":
                 if conn.buffered_ms < 100:
                     await self._send(conn, _error("input_audio_buffer_commit_empty", "buffer too small", eid))
                     return
-                conn.buffered_ms = 0
+                self.committed_ms.append(conn.buffered_ms)
+                self.committed_audible_ms.append(conn.audible_ms)
+                conn.buffered_ms = conn.audible_ms = 0
                 item = {"id": f"item_FAKE_user_{next(self._ids)}", "type": "message", "status": "completed",
                         "role": "user", "content": [{"type": "input_audio", "transcript": None}]}
                 await self._send(conn, {"type": "input_audio_buffer.committed", "item_id": item["id"], "previous_item_id": conn.last_item})

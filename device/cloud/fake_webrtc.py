@@ -24,6 +24,8 @@ import time
 from http import HTTPStatus
 from typing import Any
 
+import av
+import numpy as np
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
@@ -211,6 +213,8 @@ class CallsEndpoint:
                 return
             ms = getattr(frame, "samples", 0) * 1000 / getattr(frame, "sample_rate", 48000)
             conn.buffered_ms += ms
+            if isinstance(frame, av.AudioFrame) and np.abs(frame.to_ndarray()).max(initial=0) > 300:
+                conn.audible_ms += ms
             self.media_ms += ms
 
     async def _hang_up(self, pc: RTCPeerConnection, conn: _Conn) -> None:

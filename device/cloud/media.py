@@ -1,7 +1,8 @@
 """WebRTC media for the realtime session: a paced Opus source, and the reply's order of events.
 
-`PacedTrack` sends pushed audio in real time in 20 ms frames at 48 kHz (the device's utterance;
-with impairments, the fake server's voice). `ReplyOrder` is pure: it attributes decoded reply
+`PacedTrack` sends pushed audio in 20 ms frames at 48 kHz, in real time or a set number of times
+faster (the device's utterance, already buffered when the turn goes to the cloud; with
+impairments, the fake server's voice). `ReplyOrder` is pure: it attributes decoded reply
 audio to the response that is playing and holds `response.done` until that response's audio has
 ended, so the client sees the WebSocket's order of events.
 """
@@ -41,7 +42,9 @@ class PacedTrack(MediaStreamTrack):
 
     The device's microphone side of the call (and, with impairments, the fake server's voice).
     Between pushes `recv()` waits, so nothing is encoded or sent while the speaker is idle; RTP
-    time follows the wall clock across the pause, as the receiver's jitter buffer expects.
+    time follows the wall clock across the pause, as the receiver's jitter buffer expects. A push
+    sent faster than real time keeps RTP time contiguous (one frame's samples per frame), so the
+    receiver sees the same stream, early.
     """
 
     kind = "audio"
@@ -51,15 +54,18 @@ class PacedTrack(MediaStreamTrack):
 
     def __init__(self) -> None:
         super().__init__()
-        self._frames: deque[tuple[float, np.ndarray, bool]] = deque()
+        self._frames: deque[tuple[float, np.ndarray, bool, float]] = deque()
+        """(ready at, samples, flush, seconds to the next frame)."""
         self._ready = asyncio.Event()
         self._empty = asyncio.Event()
         self._empty.set()
         self._origin: float | None = None
         self._due = 0.0
+        self._next_pts = 0
 
-    def push(self, pcm: bytes, rate: int) -> None:
-        """pcm16 mono at `rate` → 20 ms frames at 48 kHz, then a flush of silence."""
+    def push(self, pcm: bytes, rate: int, speed: float = 1.0) -> None:
+        """pcm16 mono at `rate` → 20 ms frames at 48 kHz sent `speed` times real time, then a flush
+        of silence."""
         samples = np.frombuffer(pcm, dtype="<i2")
         up = np.asarray(soxr.resample(samples, rate, RTP_RATE, quality="HQ"), dtype="<i2")
         up = np.concatenate([up, np.zeros(-len(up) % FRAME_SAMPLES, dtype="<i2")])
@@ -67,9 +73,10 @@ class PacedTrack(MediaStreamTrack):
         # Only the last push's flush survives: a reply pushed in pieces stays one stream.
         while self._frames and self._frames[-1][2]:
             self._frames.pop()
-        self._frames.extend((ready, frame, False) for frame in up.reshape(-1, FRAME_SAMPLES))
+        step = FRAME_SAMPLES / RTP_RATE / speed
+        self._frames.extend((ready, frame, False, step) for frame in up.reshape(-1, FRAME_SAMPLES))
         silence = np.zeros(FRAME_SAMPLES, dtype="<i2")
-        self._frames.extend((ready, silence, True) for _ in range(self.flush_frames))
+        self._frames.extend((ready, silence, True, step) for _ in range(self.flush_frames))
         self._empty.clear()
         self._ready.set()
 
@@ -99,21 +106,26 @@ class PacedTrack(MediaStreamTrack):
                 self._origin = now
             # Pace on a schedule, not by sleeping 20 ms after each frame (that would drift late);
             # a new schedule only after a pause, so a late wake-up doesn't shift RTP time.
-            due = self._due + FRAME_SAMPLES / RTP_RATE
+            due = self._due + self._frames[0][3]
             self._due = max(due if now - due < RESCHEDULE_S else now, self._frames[0][0])
             wait = self._due + self._late_s() - now
             if wait > 0:
                 await asyncio.sleep(wait)
             if not self._frames:
                 continue  # cleared while waiting
-            _, samples, flush = self._frames.popleft()
+            _, samples, flush, _ = self._frames.popleft()
             if not self._frames:
                 self._empty.set()
+            # RTP time: one frame on from the last, or the wall clock's after a pause.
+            pts = max(self._next_pts, round((self._due - self._origin) * RTP_RATE))
+            if pts - self._next_pts < FRAME_SAMPLES // 2:
+                pts = self._next_pts  # the schedule's rounding, not a pause
+            self._next_pts = pts + FRAME_SAMPLES
             if not flush and self._lost():
                 continue  # its 20 ms pass unsent: the receiver sees a jump in RTP time
             frame = av.AudioFrame.from_ndarray(samples.reshape(1, -1), format="s16", layout="mono")
             frame.sample_rate = RTP_RATE
-            frame.pts = round((self._due - self._origin) * RTP_RATE)
+            frame.pts = pts
             frame.time_base = fractions.Fraction(1, RTP_RATE)
             return frame
 

@@ -47,8 +47,9 @@ class Transport(Protocol):
         """One client event as JSON; raises TransportClosed."""
         ...
 
-    async def send_audio(self, pcm16k: bytes) -> None:
-        """Stream an utterance (16 kHz pcm16) on the media track; returns once it has gone out."""
+    async def send_audio(self, pcm16k: bytes, speed: float = 1.0) -> None:
+        """Stream an utterance (16 kHz pcm16) on the media track at `speed` times real time;
+        returns once it has gone out."""
         ...
 
     async def sent_bytes(self) -> int:
@@ -87,7 +88,7 @@ class WebSocketTransport:
             raise TransportClosed(self.ws.close_code, self.ws.close_reason or "") from None
         self._sent += len(text)
 
-    async def send_audio(self, pcm16k: bytes) -> None:
+    async def send_audio(self, pcm16k: bytes, speed: float = 1.0) -> None:
         raise NotImplementedError("the WebSocket carries audio as append events")
 
     async def sent_bytes(self) -> int:

@@ -6,12 +6,20 @@ to the calls endpoint (`{base}/realtime/calls`, 201 + SDP answer), and wait for 
 Every failure is a CloudError with the same codes as the WebSocket handshake (401/403 auth, 429
 rate limited, 5xx http) plus `cloud-webrtc` for ICE or DTLS failing.
 
-Audio up: the utterance is resampled to 48 kHz and paced onto the track in 20 ms frames. Audio
+Audio up: the utterance is resampled to 48 kHz and paced onto the track in 20 ms frames,
+`upload_speed` times real time: the route to the cloud is decided at the end of speech, so the
+whole utterance is already buffered then, and sending it at the pace it was spoken would add its
+own length to the reply's latency (reference §7.2: buffered audio may go out in a burst). Audio
 down: decoded frames → 24 kHz → `AudioDelta` events for the same `ReplyPlayer` the WebSocket feeds.
 Over WebRTC the server owns the play-out: `response.done` arrives while the reply is still
 streaming in real time, and `output_audio_buffer.stopped` says when it ended. `media.ReplyOrder` puts
 the events in the WebSocket's order (deltas, `audio.done`, then `response.done`) so the client's
 turn logic is one and the same for both transports.
+
+No sideband (reference §6: a server opening `wss://…/realtime?call_id=` with the API key to
+handle tool calls while the client only streams media). That exists for clients that must not
+hold the tools or the key; this device holds both and runs the tools itself on the home's MQTT,
+so function calls and their outputs travel on its own data channel, confirmation rules included.
 """
 
 from __future__ import annotations
@@ -47,6 +55,10 @@ a pause between replies."""
 QUEUE_ITEMS = 4096
 """Frames waiting for the client; past it the peer is flooding us and the call is dropped."""
 SECRET_TTL_S = 600
+COMMIT_GUARD_S = 0.04
+"""After a sped-up upload, wait this long before the commit (the data channel) may go: the last
+frames reach the far end's buffer through its jitter buffer and decoder, and on the fake a commit
+sent at once overtook up to 3 of them at 16-32x (none with 20 ms; this is twice that)."""
 
 
 @dataclass
@@ -213,10 +225,10 @@ class WebRtcTransport:
         self.channel.send(text)
         self._sent += len(text)
 
-    async def send_audio(self, pcm16k: bytes) -> None:
+    async def send_audio(self, pcm16k: bytes, speed: float = 1.0) -> None:
         if self._closed is not None:
             raise self._closed
-        self.track.push(pcm16k, 16000)
+        self.track.push(pcm16k, 16000, speed)
         # Until it has gone out, or the call is gone (a failed call stops pulling frames).
         waits = [asyncio.ensure_future(self.track.drained()), asyncio.ensure_future(self._gone.wait())]
         try:
@@ -226,6 +238,8 @@ class WebRtcTransport:
                 waiter.cancel()
         if self._closed is not None:
             raise self._closed
+        if speed > 1.0:
+            await asyncio.sleep(COMMIT_GUARD_S)
 
     async def sent_bytes(self) -> int:
         rtp = 0

@@ -10,6 +10,11 @@ the full silence is safe only when nothing the user could still add would change
   50", "set a timer for 5 minutes" → "and 10 seconds"). Qualifiers that don't carry a number
   ("percent", "degrees", "lights", "in the kitchen" after a named device) leave the action as it is.
 
+The command is read while it is spoken (device/listening/reads.py), so the reading that heard all
+of it is often ready soon after the pause starts; at a shorter pause (`vad.quick_ms`) it acts
+only if the reading before it, of less audio, was the same call: then the last words were heard
+twice and didn't change it.
+
 Everything else keeps the normal endpoint, so an open question for the cloud, a yes/no answer
 and a doubtful reading cost nothing new.
 """
@@ -28,11 +33,15 @@ a pause is not enough: in-grammar speech on the tuning voices has median 0.10, p
 _NUMBER = re.compile(r"\d")
 
 
-def acts_early(choice: Choice | None, gap: float | None, continuations: Iterable[str]) -> tuple[bool, str]:
-    """Whether to end the utterance at the pause, and why (logged)."""
+def acts_early(choice: Choice | None, gap: float | None, continuations: Iterable[str], *,
+               short: bool = False, before: Choice | None = None) -> tuple[bool, str]:
+    """Whether to end the utterance at the pause, and why (logged). A `short` pause (`vad.quick_ms`)
+    is enough only when the reading before this one (`before`, of less audio) was the same call."""
     if choice is None or choice.verdict != "act":
         return False, "the policy doesn't act on it"
     decision: Decision = choice.decision
+    if short and (before is None or before.verdict != "act" or before.decision.call != decision.call):
+        return False, "not the same reading twice yet"
     if gap is None or gap > EARLY_MAX_GAP:
         return False, "the audio doesn't clearly say a home sentence"
     if decision.kind != "tool" or decision.call is None or "entity" not in decision.call.arguments:

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from device.intent.decision import Decision
+from device.intent.language import spoken_decimals
 
 Verdict = Literal["act", "ask", "free"]
 
@@ -45,9 +46,14 @@ class Choice:
     reason: str
 
 
-def choose(free: Decision, constrained: Decision | None, *, gap: float | None = None) -> Choice:
+def choose(free: Decision, constrained: Decision | None, *, gap: float | None = None, accepted: bool = True) -> Choice:
     """`gap`: mean log-prob per token of the free reading minus the constrained one (≥ 0 when
-    the free reading is likelier), or None when the recognizer gives no scores."""
+    the free reading is likelier), or None when the recognizer gives no scores. `accepted`:
+    whether the word graph accepts the constrained reading's text (`GrammarGraph.accepts`)."""
+    if not accepted:
+        # Defence in depth: the search should only ever return the graph's sentences, but a
+        # reading outside it ('the,porch light') is not what the home can hear: never act on it.
+        return Choice("free", free, "the constrained reading is not a sentence of the home's graph")
     if constrained is None or constrained.kind not in _LOCAL or (constrained.kind == "tool" and constrained.call is None):
         return Choice("free", free, "no home sentence fits")
     if free.kind == constrained.kind and free.call == constrained.call and free.action == constrained.action:
@@ -64,10 +70,69 @@ def choose(free: Decision, constrained: Decision | None, *, gap: float | None = 
     supported = gap <= MAX_GAP if gap is not None else overlap(free.text, constrained.text) >= MIN_OVERLAP
     if not supported:
         return Choice("free", free, "the audio doesn't support the home sentence")
+    conflict = disagreement(free.text, constrained.text)
+    if conflict is not None:
+        # Close in log-probability is not the same command: 'power up' read as 'power off', or
+        # '75' read as '7', differ by one short token. The home sentence acts only when the free
+        # reading does not contradict it.
+        return Choice("free", free, conflict)
     if free.kind in _LOCAL:
         # Two different commands, both plausible: only the one the audio supports better acts.
         return Choice("act", constrained if gap is not None and gap <= 0 else free, "two readings; the likelier acts")
     return Choice("act", constrained, "the home sentence fits the audio")
+
+
+_UP = frozenset("on up open start raise increase brighten brighter unlock higher warmer louder".split())
+_DOWN = frozenset("off down close closed shut stop lower decrease dim dimmer lock kill cut lower cooler quieter".split())
+_ONES = {w: n for n, w in enumerate("zero one two three four five six seven eight nine ten eleven twelve thirteen "
+                                     "fourteen fifteen sixteen seventeen eighteen nineteen".split())}
+_TENS = {w: 10 * n for n, w in enumerate("_ _ twenty thirty forty fifty sixty seventy eighty ninety".split()) if n >= 2}
+
+
+def disagreement(free_text: str, sentence: str) -> str | None:
+    """Why the free reading contradicts the home sentence, or None: where the two differ, a
+    direction word of one against the opposite direction in the other, or a number in the sentence
+    that the free reading doesn't say (in digits or words). A free word that is merely misheard
+    ("of" for "off", "land" for "lamp") is no contradiction."""
+    have, want = _words(free_text), _words(sentence)
+    matcher = difflib.SequenceMatcher(a=have, b=want, autojunk=False)
+    for op, i1, i2, j1, j2 in matcher.get_opcodes():
+        if op == "equal":
+            continue
+        heard, read = set(have[i1:i2]), set(want[j1:j2])
+        if (heard & _UP and read & _DOWN) or (heard & _DOWN and read & _UP):
+            return f"the readings disagree: {' '.join(have[i1:i2])!r} against {' '.join(want[j1:j2])!r}"
+    said = _numbers(have)
+    for number in _numbers(want):
+        if number not in said:
+            return f"the free reading doesn't say {number:g}"
+    return None
+
+
+def _words(text: str) -> list[str]:
+    return re.findall(r"\d+(?:\.\d+)?|[a-z']+", spoken_decimals(text.lower()).replace("%", " percent ").replace("-", " "))
+
+
+def _numbers(words: list[str]) -> list[float]:
+    """Numbers in digits, and in words ('twenty one', 'seven', 'a hundred')."""
+    out: list[float] = []
+    i = 0
+    while i < len(words):
+        w = words[i]
+        if w[0].isdigit():
+            out.append(float(w))
+        elif w in _TENS:
+            n = _TENS[w]
+            if i + 1 < len(words) and 0 < _ONES.get(words[i + 1], 0) < 10:
+                n += _ONES[words[i + 1]]
+                i += 1
+            out.append(float(n))
+        elif w in _ONES:
+            out.append(float(_ONES[w]))
+        elif w == "hundred":
+            out.append(100.0)
+        i += 1
+    return out
 
 
 def overlap(free_text: str, sentence: str) -> float:

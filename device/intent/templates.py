@@ -15,6 +15,7 @@ from __future__ import annotations
 import copy
 import functools
 import logging
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -79,6 +80,8 @@ def load_templates(language: str, custom_dir: str | Path | None = None, *, own: 
     if base is None:
         raise ConfigError("intent-language", f"no sentences for language {language!r}; supported: {', '.join(supported_languages())}")
     merged: dict[str, Any] = copy.deepcopy(base)
+    if own:
+        _drop_bare_names(merged)
     known_lists = set(merged.get("lists", {})) | HOME_LISTS
     known_rules = set(merged.get("expansion_rules", {}))
     sources = [*(own_files(language) if own else []), *custom_files(custom_dir, language)]
@@ -100,6 +103,20 @@ def load_templates(language: str, custom_dir: str | Path | None = None, *, own: 
         raise ConfigError("intent-sentences", f"sentence files {', '.join(map(str, sources))}: {err}") from None
     _LOGGER.info("language %s: %d intents from home-assistant-intents + %d files", language, len(intents.intents), len(sources))
     return Templates(language, intents, merged.get("responses", {}), tuple(map(str, sources)))
+
+
+_OPTIONAL = re.compile(r"\[[^\[\]]*\]")
+
+
+def _drop_bare_names(data: dict[str, Any]) -> None:
+    """HA's sentences that are a name alone ("[the] {name}" turns it on) are dropped: spoken, a
+    command whose verb was lost or misheard ("cut the hallway light" heard as "the whole way
+    light") would still switch something. A user's custom sentence may say it on purpose."""
+    for intent in data.get("intents", {}).values():
+        for block in intent.get("data", []) if isinstance(intent, dict) else []:
+            sentences = block.get("sentences") if isinstance(block, dict) else None
+            if isinstance(sentences, list):
+                block["sentences"] = [t for t in sentences if not (isinstance(t, str) and _OPTIONAL.sub("", t).strip() == "{name}")]
 
 
 def _override(base: dict[str, Any], new: dict[str, Any]) -> None:

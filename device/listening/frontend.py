@@ -25,7 +25,7 @@ from device.listening.pipeline import Event, Pipeline
 from device.settings import Settings
 from models.base import Vad, WakeModel
 from models.vad import SileroVad
-from models.wake import WakeWordDetector
+from models.wake_compose import build_wake_model
 
 if TYPE_CHECKING:
     from models.wake_verify import WakeVerifier
@@ -54,7 +54,7 @@ class Frontend:
         # The VAD first: if it can't load, no TFLite interpreter exists yet whose destructor,
         # run while the error unwinds, would replace the real error with a bare SystemError.
         vad = SileroVad.from_builtin()
-        frontend = cls(WakeWordDetector.from_settings(settings.wake), vad, Pipeline(settings.vad))
+        frontend = cls(build_wake_model(settings.wake), vad, Pipeline(settings.vad))
         if settings.wake.verify:
             from pathlib import Path
 

@@ -14,7 +14,8 @@ detection on, so the wake word itself is never taken for the command.
 Early endpointing: at `early_ms` of silence the pipeline says `SpeechPaused` with the audio so
 far; if whoever reads it feeds back `EndNow` for that pause before anyone speaks again, the
 utterance ends there (`VoiceStopped` with exactly that audio and the reading), otherwise the
-normal end comes at `end_silence_ms` as if nothing happened.
+normal end comes at `end_silence_ms` as if nothing happened. While the command is spoken,
+`SpeechSoFar` offers the audio so far every `redecode_ms`, so it can be read before the pause.
 """
 
 from __future__ import annotations
@@ -34,11 +35,20 @@ from device.events import (
     ListenTimeout,
     SpeechPaused,
     SpeechProbability,
+    SpeechSoFar,
     StartListening,
     VoiceStarted,
     VoiceStopped,
 )
-from device.listening.segmenter import Decision, Ended, Paused, Segmenter, Started, TimedOut
+from device.listening.segmenter import (
+    Decision,
+    Ended,
+    Paused,
+    Progress,
+    Segmenter,
+    Started,
+    TimedOut,
+)
 from device.listening.wakecut import keep_until_ms, wake_cut_ms
 from device.settings import VadSettings
 
@@ -162,9 +172,12 @@ class Pipeline:
             match decision:
                 case Started(start_ms):
                     out.append(VoiceStarted(timestamp_ms=start_ms))
-                case Paused(end_ms, decided_ms):
+                case Paused(end_ms, decided_ms, short):
                     start = self._command_start(end_ms)
-                    out.append(SpeechPaused(end_ms, decided_ms, start, self._audio_between(start, decided_ms)))
+                    out.append(SpeechPaused(end_ms, decided_ms, start, self._audio_between(start, decided_ms), short))
+                case Progress(end_ms, decided_ms):
+                    start = self._command_start(end_ms)
+                    out.append(SpeechSoFar(end_ms, decided_ms, start, self._audio_between(start, decided_ms)))
                 case Ended(end_ms, decided_ms, reason):
                     start = self._command_start(end_ms)
                     if self._wake is not None:

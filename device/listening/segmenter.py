@@ -4,7 +4,10 @@ Fed one VAD window at a time after a wake word, it says when the command started
 ended (after `end_silence_ms` of silence, or at the length cap) or that nobody spoke.
 With `early_ms`, it also says once per pause that the speaker has been quiet that long
 (`Paused`), so the command so far can be read while the normal end is still pending; `end_now`
-ends the command at that pause if nobody spoke since. Hysteresis: a window counts as speech at `threshold` but as silence only below
+ends the command at that pause if nobody spoke since. With `quick_ms` a shorter pause is said
+first (`Paused(short=True)`), and with `redecode_ms` the growing command is offered for reading
+(`Progress`) every that much audio while it is spoken and once more at the first silent window,
+so a reading of all of it can start before the pause is long enough to act on. Hysteresis: a window counts as speech at `threshold` but as silence only below
 `threshold - HYSTERESIS`, so a soft syllable in the middle of a command doesn't end it.
 """
 
@@ -45,7 +48,17 @@ class Paused:
     end_ms: int
     """The end of the last speech window before the pause."""
     decided_ms: int
-    """Where `early_ms` of silence was reached."""
+    """Where `early_ms` (or `quick_ms`) of silence was reached."""
+    short: bool = False
+    """Only `quick_ms` so far: enough for a reading that is stable across two decodes."""
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    end_ms: int
+    """The end of the last speech window so far."""
+    decided_ms: int
+    """The audio so far ends here."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +66,7 @@ class TimedOut:
     decided_ms: int
 
 
-Decision = Started | Paused | Ended | TimedOut
+Decision = Started | Paused | Progress | Ended | TimedOut
 
 
 class Segmenter:
@@ -64,8 +77,11 @@ class Segmenter:
         self._run_start_ms: int | None = None
         self._speech_start_ms = 0
         self._last_speech_end_ms = 0
-        self._paused = False
-        """A Paused was said for the current pause (cleared when speech resumes)."""
+        self._paused: set[int] = set()
+        """The pause lengths already said for the current pause (cleared when speech resumes)."""
+        self._offered_ms = 0
+        """Where the last Progress ended; the first silent window of a pause is always offered."""
+        self._quiet_offered = False
 
     def process(self, start_ms: int, duration_ms: int, probability: float) -> list[Decision]:
         """One VAD window [start_ms, start_ms + duration_ms) → the decisions it completes."""
@@ -84,6 +100,7 @@ class Segmenter:
                 self.phase = Phase.SPEAKING
                 self._speech_start_ms = self._run_start_ms
                 self._last_speech_end_ms = end_ms
+                self._offered_ms = end_ms
                 return [Started(self._run_start_ms)]
         else:
             self._run_start_ms = None
@@ -95,17 +112,29 @@ class Segmenter:
     def _speaking(self, end_ms: int, probability: float) -> list[Decision]:
         if probability >= self._s.threshold - HYSTERESIS:
             self._last_speech_end_ms = end_ms
-            self._paused = False
+            self._paused = set()
+            self._quiet_offered = False
         if end_ms - self._speech_start_ms >= self._s.max_command_ms:
             self.phase = Phase.DONE
             return [Ended(end_ms, end_ms, "max_length")]
         if end_ms - self._last_speech_end_ms >= self._s.end_silence_ms:
             self.phase = Phase.DONE
             return [Ended(self._last_speech_end_ms, end_ms, "silence")]
-        if self._s.early_ms and not self._paused and end_ms - self._last_speech_end_ms >= self._s.early_ms:
-            self._paused = True
-            return [Paused(self._last_speech_end_ms, end_ms)]
-        return []
+        if not self._s.early_ms:
+            return []
+        out: list[Decision] = []
+        silence = end_ms - self._last_speech_end_ms
+        if self._s.redecode_ms and (silence == 0 and end_ms - self._offered_ms >= self._s.redecode_ms
+                                    or silence > 0 and not self._quiet_offered):
+            # Nothing new is heard in a pause after its first silent window: one reading covers it.
+            self._quiet_offered = silence > 0
+            self._offered_ms = end_ms
+            out.append(Progress(self._last_speech_end_ms, end_ms))
+        for length in sorted(x for x in (self._s.quick_ms, self._s.early_ms) if 0 < x <= self._s.early_ms):
+            if length not in self._paused and silence >= length:
+                self._paused.add(length)
+                out.append(Paused(self._last_speech_end_ms, end_ms, short=length < self._s.early_ms))
+        return out
 
     def end_now(self, pause_end_ms: int, decided_ms: int) -> list[Decision]:
         """End at the pause whose speech ended at `pause_end_ms`, unless speech resumed since

@@ -1,16 +1,20 @@
 """Home Assistant's voice pipeline as the assistant's cloud seam (`CloudTurns`).
 
-`HaTurns.turn(utterance)` runs one HA pipeline for an utterance the device has already heard and
-endpointed: VoiceAssistantRequest(start) → HA answers (API audio) → the utterance streams as
+One HA run: VoiceAssistantRequest(start) → HA answers (API audio) → the utterance streams as
 VoiceAssistantAudio, then its end → HA's events (STT end: what HA heard; intent end: the
 conversation id and whether HA wants a follow-up; TTS end: the URL of the answer) → the answer is
-fetched, decoded and played into the speaker → a `CloudOutcome`. Every fault becomes a spoken
-outcome, never an exception: no HA connected, HA gone mid-pipeline, an HA error event, a silent
-HA (deadlines) or TTS audio that can't be fetched.
+fetched, decoded and played into the speaker → a `CloudOutcome` from `HaTurns.turn`. Every fault
+becomes a spoken outcome, never an exception: no HA connected, HA gone mid-pipeline, an HA error
+event, a silent HA (deadlines) or TTS audio that can't be fetched.
 
-Who understands is the assistant's business: with `[esphome] mode = "local-first"` the device's
-own understanding acts and only what is not local reaches this seam; with `mode = "ha"` the
-assistant is built without a local recognizer, so every utterance is routed here.
+When the audio goes: with `live` (mode 'ha') the run starts at the wake word and the command
+streams while it is spoken (`observe` follows the front end: wake → start, each VAD window → the
+audio heard since, the endpoint → the tail and the end), so HA's speech-to-text works along with
+the user and `turn` only follows HA's events. Without it (mode 'local-first') the device's own
+understanding reads the utterance first and only what is not local reaches HA, after the
+endpoint: streaming it earlier would let HA act on a command the device also acts on.
+
+Who understands is the assistant's business (mode 'ha' builds it without a local recognizer).
 The same object plays HA's announcements and rings HA's timers (`SatelliteHooks` defaults).
 """
 
@@ -27,9 +31,19 @@ from google.protobuf.message import Message
 
 from device.cloud.realtime import CloudOutcome
 from device.errors import AudioError
-from device.events import Error, Say, Transcript
+from device.events import (
+    Detection,
+    Error,
+    ListenTimeout,
+    Say,
+    SpeechProbability,
+    StartListening,
+    Transcript,
+    VoiceStopped,
+)
 from device.satellite import media
 from device.satellite.esphome_api import EsphomeServer, HaTimer, Session, VoiceListener, pb
+from device.satellite.live import SpokenAudio
 from hal.sink import AudioSink
 
 log = logging.getLogger(__name__)
@@ -59,6 +73,21 @@ class _Lost:
     reason: str
 
 
+@dataclass(eq=False)
+class _Run:
+    """One HA pipeline run: its connection, HA's answer to the start, HA's events, the stream."""
+
+    session: Session
+    response: asyncio.Future[Message | _Lost]
+    events: asyncio.Queue[Message | _Lost]
+    live: bool = False
+    """The audio streams as it is spoken (observe); otherwise `turn` sends the endpointed utterance."""
+    ended: bool = False
+    """The device endpointed the utterance: its end goes to HA at once, or with HA's answer to the start."""
+    waiting: bytearray = dataclasses.field(default_factory=bytearray)
+    """Live audio heard before HA answered the start."""
+
+
 class HaTurns(VoiceListener):
     def __init__(
         self,
@@ -68,6 +97,7 @@ class HaTurns(VoiceListener):
         emit: Emit | None = None,
         listen: Callable[[], None] | None = None,
         wake_phrase: str = "",
+        live: SpokenAudio | None = None,
         start_timeout_s: float = 5.0,
         event_timeout_s: float = 20.0,
         turn_timeout_s: float = 90.0,
@@ -78,13 +108,17 @@ class HaTurns(VoiceListener):
         self._emit = emit
         self._listen = listen
         self._wake_phrase = wake_phrase
+        self._spoken = live
+        """Mode 'ha': stream each utterance to HA while it is spoken (None: after the endpoint)."""
         self._start_timeout_s = start_timeout_s
         self._event_timeout_s = event_timeout_s
         self._turn_timeout_s = turn_timeout_s
         self._followup_s = followup_s
         self._conversation_id = ""
-        self._queue: asyncio.Queue[Message | _Lost] | None = None
-        self._session: Session | None = None
+        self._run: _Run | None = None
+        self._turning = False
+        self._deferred: Detection | StartListening | None = None
+        """A wake word heard while the last turn was still ending (barge-in): its stream opens next."""
         self._interrupted = False
         self._playback: asyncio.Task[int] | None = None
         server.listener = self
@@ -96,78 +130,165 @@ class HaTurns(VoiceListener):
     # --- VoiceListener: HA's messages, from the server's connection handler ---------------
 
     def on_response(self, session: Session, msg: Message) -> None:
-        self._put(session, msg)
+        run = self._run
+        if run is None or session is not run.session or run.response.done():
+            log.debug("HA's pipeline answer outside a run")
+            return
+        run.response.set_result(msg)
+        if run.live and run.waiting and not msg.error:
+            session.send(*_frames(bytes(run.waiting)))
+            run.waiting.clear()
+            if run.ended:
+                session.send(pb.VoiceAssistantAudio(end=True))
 
     def on_event(self, session: Session, msg: Message) -> None:
         self._put(session, msg)
 
     def on_lost(self, session: Session) -> None:
-        self._put(session, _Lost(f"Home Assistant at {session.peer} disconnected"))
+        lost = _Lost(f"Home Assistant at {session.peer} disconnected")
+        run = self._run
+        if run is not None and session is run.session and not run.response.done():
+            run.response.set_result(lost)
+        self._put(session, lost)
 
     def _put(self, session: Session, item: Message | _Lost) -> None:
-        if self._queue is None or session is not self._session:
+        run = self._run
+        if run is None or session is not run.session:
             log.debug("HA voice message outside a turn: %s", type(item).__name__)
             return
-        if self._queue.qsize() >= MAX_QUEUED and not isinstance(item, _Lost):  # the end of a turn is never dropped
+        if run.events.qsize() >= MAX_QUEUED and not isinstance(item, _Lost):  # the end of a turn is never dropped
             log.warning("HA sends more than %d messages ahead of the turn; dropped %s", MAX_QUEUED, type(item).__name__)
             return
-        self._queue.put_nowait(item)
+        run.events.put_nowait(item)
+
+    # --- the utterance as it is spoken (mode 'ha') --------------------------------------
+
+    async def observe(self, event: object) -> None:
+        """An emit target: the front end's events drive the live stream (nothing without `live`)."""
+        if self._spoken is None:
+            return
+        match event:
+            case Detection() | StartListening():
+                if self._turning:
+                    self._deferred = event  # the assistant interrupts that turn next; stream once it ended
+                else:
+                    self._open_live(event)
+            case SpeechProbability():
+                if self._deferred is not None and not self._turning:
+                    self._open_live(self._deferred)
+                run = self._run
+                if run is not None and run.live and not run.ended:
+                    self._send_live(run, self._spoken.window(event))
+            case VoiceStopped():
+                self._deferred = None
+                run = self._run
+                if run is not None and run.live and not run.ended:
+                    self._send_live(run, self._spoken.end(event))
+                    run.ended = True
+                    if run.response.done():
+                        run.session.send(pb.VoiceAssistantAudio(end=True))
+            case ListenTimeout():
+                self._deferred = None
+                run = self._run
+                if run is not None and run.live and not self._turning:
+                    run.session.send(pb.VoiceAssistantRequest(start=False))  # nobody spoke: HA's run ends
+                    self._run = None
+
+    def _open_live(self, event: Detection | StartListening) -> None:
+        assert self._spoken is not None
+        self._deferred = None
+        session = self._server.voice
+        if self._run is not None and not self._turning:
+            self._run.session.send(pb.VoiceAssistantRequest(start=False))  # a run nobody finished
+            self._run = None
+        if session is None:
+            return  # no HA: the turn at the endpoint finds another way (the cloud, or says so)
+        self._spoken.begin(event)
+        self._run = self._start(session, live=True)
+
+    def _send_live(self, run: _Run, audio: bytes) -> None:
+        if not audio:
+            return
+        if not run.response.done():
+            run.waiting += audio
+        elif not isinstance(answer := run.response.result(), _Lost) and not answer.error:
+            run.session.send(*_frames(audio))
+
+    def _start(self, session: Session, *, live: bool) -> _Run:
+        loop = asyncio.get_running_loop()
+        run = _Run(session, loop.create_future(), asyncio.Queue(), live=live)
+        session.send(pb.VoiceAssistantRequest(start=True, conversation_id=self._conversation_id, flags=0,
+                                              audio_settings=pb.VoiceAssistantAudioSettings(volume_multiplier=1.0),
+                                              wake_word_phrase=self._wake_phrase))
+        return run
 
     # --- CloudTurns ---------------------------------------------------------------------
 
     async def turn(self, utterance: bytes) -> CloudOutcome:
-        session = self._server.voice
-        if session is None:
-            log.warning("no Home Assistant subscribed to the voice assistant; can't run its pipeline")
-            return _unreachable("ha-not-connected")
-        self._session, self._queue, self._interrupted = session, asyncio.Queue(), False
+        run = self._run
+        if run is None or not (run.live and run.ended):
+            session = self._server.voice
+            if session is None:
+                log.warning("no Home Assistant subscribed to the voice assistant; can't run its pipeline")
+                return _unreachable("ha-not-connected")
+            if run is not None:
+                run.session.send(pb.VoiceAssistantRequest(start=False))
+            run = self._run = self._start(session, live=False)
+        self._turning, self._interrupted = True, False
         started = time.monotonic()
         try:
-            return await asyncio.wait_for(self._run(session, self._queue, utterance, started), self._turn_timeout_s)
+            return await asyncio.wait_for(self._drive(run, utterance, started), self._turn_timeout_s)
         except TimeoutError:
             log.warning("HA's pipeline took longer than %.0f s; turn ended", self._turn_timeout_s)
-            session.send(pb.VoiceAssistantRequest(start=False))
+            run.session.send(pb.VoiceAssistantRequest(start=False))
             return _unreachable("ha-timeout")
         finally:
             if self._playback is not None:
                 self._playback.cancel()
-            self._session, self._queue, self._playback = None, None, None
+            self._turning, self._playback = False, None
+            if self._run is run:
+                self._run = None
 
     async def interrupt(self, reason: str = "wake") -> int:
         """Barge-in: HA's pipeline is stopped and the speaker with it; ms of the answer heard."""
-        if self._queue is None or self._session is None:
+        run = self._run
+        if run is None or not self._turning:
             return 0
         self._interrupted = True
-        self._session.send(pb.VoiceAssistantRequest(start=False))
-        self._queue.put_nowait(_Lost(f"interrupted ({reason})"))
+        run.session.send(pb.VoiceAssistantRequest(start=False))
+        run.events.put_nowait(_Lost(f"interrupted ({reason})"))
+        if not run.response.done():
+            run.response.set_result(_Lost(f"interrupted ({reason})"))
         heard = self._sink.stop()
         if self._playback is not None:
             self._playback.cancel()
         return heard
 
-    async def _run(self, session: Session, queue: asyncio.Queue[Message | _Lost], utterance: bytes, started: float) -> CloudOutcome:
-        session.send(pb.VoiceAssistantRequest(start=True, conversation_id=self._conversation_id, flags=0,
-                                              audio_settings=pb.VoiceAssistantAudioSettings(volume_multiplier=1.0),
-                                              wake_word_phrase=self._wake_phrase))
-        item = await self._next(queue, self._start_timeout_s)
+    async def _drive(self, run: _Run, utterance: bytes, started: float) -> CloudOutcome:
+        try:
+            item: Message | _Lost | None = await asyncio.wait_for(asyncio.shield(run.response), self._start_timeout_s)
+        except TimeoutError:
+            item = None
         if isinstance(item, _Lost) or item is None:
             return self._lost(item)
-        if not isinstance(item, pb.VoiceAssistantResponse) or item.error:
+        if item.error:
             log.warning("HA refused to start its pipeline")
             return HaOutcome("failed", prompt="cloud_error", code="ha-pipeline-refused", text="Home Assistant couldn't start its assistant.")
+        session = run.session
         if not session.api_audio:
             log.warning("HA asked for UDP audio (port %d); this speaker streams over the API only", item.port)
             session.send(pb.VoiceAssistantRequest(start=False))
             return HaOutcome("failed", prompt="cloud_error", code="ha-udp-audio", text="Home Assistant wants audio over UDP, which this speaker doesn't send.")
-        try:
-            for i in range(0, len(utterance), AUDIO_CHUNK_BYTES):
-                session.send(pb.VoiceAssistantAudio(data=utterance[i:i + AUDIO_CHUNK_BYTES]))
+        if not run.live:
+            try:
+                for frame in _frames(utterance):
+                    session.send(frame)
+                    await session.writer.drain()
+                session.send(pb.VoiceAssistantAudio(end=True))
                 await session.writer.drain()
-            session.send(pb.VoiceAssistantAudio(end=True))
-            await session.writer.drain()
-        except (ConnectionError, OSError) as err:
-            return self._lost(_Lost(f"Home Assistant at {session.peer} went away during the audio: {err}"))
-        return await self._follow(queue, started)
+            except (ConnectionError, OSError) as err:
+                return self._lost(_Lost(f"Home Assistant at {session.peer} went away during the audio: {err}"))
+        return await self._follow(run.events, started)
 
     async def _follow(self, queue: asyncio.Queue[Message | _Lost], started: float) -> CloudOutcome:
         """HA's pipeline events until its run ends; the TTS answer plays as soon as its URL is known."""
@@ -269,6 +390,10 @@ class HaTurns(VoiceListener):
         if timer.kind == "finished":
             name = f"The {timer.name} timer" if timer.name else "Your timer"
             await self._say(Say(prompt="timer", text=f"{name} is done."))
+
+
+def _frames(audio: bytes) -> list[Message]:
+    return [pb.VoiceAssistantAudio(data=audio[i:i + AUDIO_CHUNK_BYTES]) for i in range(0, len(audio), AUDIO_CHUNK_BYTES)]
 
 
 def _unreachable(code: str, user_text: str = "") -> HaOutcome:

@@ -3,7 +3,7 @@ its cloud seam, follow the front end for HA's 'listening' sensor, close everythi
 
 `[esphome] mode` decides who understands: 'local-first' keeps the device's recognizer and
 language (`local` is True) and HA's pipeline gets only what is not local; 'ha' means the assistant
-is built without them (`local` is False), so every utterance reaches HA. With HA not connected a
+is built without them (`local` is False), so every utterance reaches HA, streamed while it is spoken. With HA not connected a
 turn goes to the realtime cloud if there is one, else the speaker says it can't reach HA.
 """
 
@@ -17,6 +17,7 @@ from typing import Any
 from device.cloud.realtime import CloudOutcome
 from device.satellite.esphome_api import EsphomeServer, SatelliteHooks, SpeakerState, WakeWord
 from device.satellite.health import status_path
+from device.satellite.live import Heard, SpokenAudio
 from device.satellite.pipeline import UNREACHABLE, HaOutcome, HaTurns
 from device.satellite.wyoming_sat import WyomingSatellite
 from device.settings import Settings
@@ -66,12 +67,16 @@ class Satellites:
     """Keep the device's own understanding (mode 'local-first')."""
     esphome: EsphomeServer | None = None
     wyoming: WyomingSatellite | None = None
+    pipeline: HaTurns | None = None
     _closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
     async def observe(self, event: object) -> None:
-        """An emit target: HA's 'listening' sensor follows wake and end of speech."""
+        """An emit target: HA's 'listening' sensor follows wake and end of speech; in mode 'ha'
+        the command streams to HA's pipeline as it is spoken."""
         if self.esphome is not None:
             await self.esphome.observe(event)
+        if self.pipeline is not None:
+            await self.pipeline.observe(event)
 
     async def close(self) -> None:
         for close in reversed(self._closers):
@@ -88,8 +93,10 @@ async def open_satellites(
     wake_words: tuple[WakeWord, ...] = (),
     cloud: Any = None,
     version: str = "0",
+    heard: Heard | None = None,
 ) -> Satellites | None:
-    """Start the enabled satellites (None when neither is); `cloud` is the fallback CloudTurns."""
+    """Start the enabled satellites (None when neither is); `cloud` is the fallback CloudTurns;
+    `heard` is the front end's utterance so far (`Pipeline.backlog`), which mode 'ha' streams."""
     es, wy = settings.esphome, settings.wyoming
     if not es.enabled and not wy.enabled:
         return None
@@ -101,8 +108,9 @@ async def open_satellites(
                              active_wake_words=tuple(w.id for w in wake_words))
         server = EsphomeServer(es, node, friendly_name=settings.device.name, area=settings.device.area,
                                hooks=hooks, state=state, version=version, status_file=status_path(settings))
+        live = SpokenAudio(heard, settings.vad.threshold) if es.mode == "ha" and heard is not None else None
         turns = HaTurns(server, sink, emit=emit, listen=listen, wake_phrase=wake_words[0].phrase if wake_words else "",
-                        followup_s=settings.cloud.followup_s)
+                        live=live, followup_s=settings.cloud.followup_s)
         await server.start()
         closers.append(server.close)
     if wy.enabled:
@@ -112,4 +120,4 @@ async def open_satellites(
         await sat.start()
         closers.append(sat.close)
     return Satellites(HaFirst(turns, server, sat, cloud), local=es.mode == "local-first",
-                      esphome=server, wyoming=sat, _closers=closers)
+                      esphome=server, wyoming=sat, pipeline=turns, _closers=closers)

@@ -117,12 +117,22 @@ def check_language(settings: Settings) -> Check:
 
 
 def check_models(bundles: Iterable[Path]) -> list[Check]:
-    from models.manifest import verify_bundle
+    from models.manifest import BundleManifest, verify_bundle
+    from ota.atomic import FileSystem
+    from ota.integrity import verify_slot, voxhome_version
+
+    def verify(bundle: Path) -> BundleManifest:
+        if bundle.parent.parent.name != "slots" or bundle.name not in ("a", "b"):
+            return verify_bundle(bundle)
+        # An OTA slot: every byte re-hashed (the service's start only checks the stamp), the firmware
+        # checked; a mismatch drops the stamp, so the next start re-hashes and falls back.
+        kind = bundle.parent.name
+        return verify_slot(FileSystem(), bundle, kind=kind, firmware=voxhome_version(), full=True).manifest
 
     out: list[Check] = []
     for bundle in bundles:
         try:
-            manifest = verify_bundle(bundle)
+            manifest = verify(bundle)
         except VoxError as err:
             out.append(
                 Check(
@@ -184,21 +194,22 @@ def check_broker(settings: Settings, timeout_s: float = 5.0) -> Check:
 
 
 def check_cloud(settings: Settings, timeout_s: float = 5.0) -> Check:
-    """A real WebSocket handshake with the key, through the client's own connect path."""
+    """A real session opened with the key over the configured transport (WebSocket handshake, or
+    a WebRTC call and, if it fails, the WebSocket its turns fall back to), through the client's own path."""
     import asyncio
 
-    from device.cloud.connection import open_socket
+    from device.cloud.probe import reach
 
     cfg = settings.cloud
     if not cfg.enabled:
         return Check("cloud", "skip", "cloud disabled")
-
-    async def handshake() -> None:
-        ws = await open_socket(replace(cfg, connect_timeout_s=timeout_s))
-        await ws.close()
-
     try:
-        asyncio.run(handshake())
+        found = asyncio.run(reach(replace(cfg, connect_timeout_s=timeout_s)))
+        if found.error is not None and found.transport == "webrtc" and found.fallback is None:
+            return Check("cloud", "warn", f"webrtc to {found.endpoint} fails ({found.error.code}: {found.error.message}); "
+                         "turns fall back to the WebSocket, which connects", "check UDP to the internet, or set [cloud] transport = \"websocket\"")
+        if found.error is not None:
+            raise found.error
     except VoxError as err:
         fix = {
             "cloud-auth": "replace the API key credential (/etc/voxhome/credentials/cloud-api-key)",
@@ -208,7 +219,7 @@ def check_cloud(settings: Settings, timeout_s: float = 5.0) -> Check:
             "cloud-tls": "check the clock and the CA certificates",
         }.get(err.code, "check [cloud] url/base_url and the network")
         return Check("cloud", "fail", f"{err.code}: {err.message}", fix)
-    return Check("cloud", "ok", "handshake accepted with the configured key")
+    return Check("cloud", "ok", f"{found.transport} to {found.endpoint}: session opened with the configured key")
 
 
 def check_leds(settings: Settings) -> Check:

@@ -24,9 +24,11 @@ APT_PACKAGES = (
     "python3-venv", "python3-dev", "gcc",  # pyalsaaudio has no wheels for ARM: it compiles
     "libasound2-dev", "alsa-utils", "libopus0", "libspeexdsp1", "espeak-ng",
 )
-NO_DEPS = ("silero-vad==6.2.3",)
+NO_DEPS = ("silero-vad==6.2.3", "efficientword-net==1.0.5")
 """Installed without dependencies: silero-vad's wheel declares torch, which we never import (we
-only load its ONNX file). scripts/setup.sh pins the same version (a test keeps them equal)."""
+only load its ONNX file); efficientword-net's declares pyaudio, twine, typer and more, of which wake
+phrases (models/wake_phrase.py) use only its ONNX file and log-fbank code. scripts/setup.sh pins
+the same versions (a test keeps them equal)."""
 VENV_EXTRAS = "build"
 """The model factory's few packages: the board builds its speech model and prompts once at
 install time (into the state dir's cache) unless OTA has already delivered them."""

@@ -100,7 +100,10 @@ class ConfirmPolicy:
         if entity.component == "lock":
             safe = frozenset({_payload(config, "payload_lock", "LOCK")})
             return {t: Guard(entity.id, "a lock", safe if k == "command_topic" else frozenset()) for k, t in topics.items()}
-        if entity.component == "cover" and (config.get("device_class") in RISKY_COVER_CLASSES or RISKY_COVER_NAME.search(entity.name)):
+        # A discovered device_class may be any JSON (a list is unhashable): only a string names a class.
+        device_class = config.get("device_class")
+        if entity.component == "cover" and ((isinstance(device_class, str) and device_class in RISKY_COVER_CLASSES)
+                                            or RISKY_COVER_NAME.search(entity.name)):
             safe = frozenset({_payload(config, "payload_close", "CLOSE"), _payload(config, "payload_stop", "STOP")})
             return {t: Guard(entity.id, "a garage/door/gate cover", safe if k == "command_topic" else frozenset()) for k, t in topics.items()}
         if entity.component == "alarm_control_panel":

@@ -101,6 +101,8 @@ class Registry:
         self._entities: dict[str, Entity] = {}
         self._guarded_only: dict[str, Entity] = {}
         """Entities voxhome doesn't drive (alarm panels) whose command topics are still guarded."""
+        self._retired: dict[tuple[str, tuple[str, ...]], Entity] = {}
+        """Earlier versions of replaced or removed entities, by id and command topics: still guarded."""
         self.generation = 0
         """Bumped whenever an entity is added, replaced or removed (caches key on it)."""
         self._by_key: dict[str, list[str]] = {}
@@ -161,7 +163,13 @@ class Registry:
 
     def guarded_entities(self) -> list[Entity]:
         """Every entity whose command topics the risk policy must know, driven or not."""
-        return [*self.entities(), *sorted(self._guarded_only.values(), key=lambda e: e.id)]
+        # Retired versions too: a garage door re-announced onto another topic must not leave the
+        # one the real door still listens on open to an alias ("Garage lamp" → OPEN there).
+        # A version announced again unchanged (Home Assistant restarting) is the current one; one
+        # whose payloads changed stays, so a lock re-announced with payload_lock = OPEN still asks.
+        current = [*self.entities(), *sorted(self._guarded_only.values(), key=lambda e: e.id)]
+        now = {(e.id, tuple(sorted(e.command_topics))): e.config for e in current}
+        return current + [e for key, e in self._retired.items() if now.get(key) != e.config]
 
     def subscriptions(self) -> set[str]:
         """Topics to follow: discovery, HA's birth message, and every entity's state/availability."""
@@ -202,8 +210,12 @@ class Registry:
             return False
         old = self._by_key.pop(topic, [])
         for entity_id in old:
-            self._entities.pop(entity_id, None)
-            self._guarded_only.pop(entity_id, None)
+            for table in (self._entities, self._guarded_only):
+                gone = table.pop(entity_id, None)
+                if gone is not None and gone.command_topics:
+                    self._retired[(gone.id, tuple(sorted(gone.command_topics)))] = gone
+        while len(self._retired) > MAX_ENTITIES:  # bounded against a flood of re-announcements
+            self._retired.pop(next(iter(self._retired)))
         self.generation += 1
         if isinstance(parsed, Removal):
             if old:
@@ -275,6 +287,8 @@ class Registry:
                 loaded = json.loads(device.config)
             except ValueError as err:
                 raise DiscoveryError(f"home.devices {device.id}: config is not JSON: {err}") from None
+            except RecursionError:
+                raise DiscoveryError(f"home.devices {device.id}: config is nested too deeply") from None
             if isinstance(loaded, dict):
                 extra = expand(loaded)
         config: dict[str, Any] = {

@@ -112,6 +112,9 @@ class HomeTools:
         self.policy = policy or ConfirmPolicy()
         self.timeout_s = timeout_s
         self._on_result = on_result
+        self.on_sent: Callable[[ToolCall], None] | None = None
+        """Called once a call's commands are on the broker (before the devices confirm): the
+        speaker's 'done' earcon starts there (set by the composition root)."""
         self._validators: dict[str, jsonschema.protocols.Validator] = {}
         self._validators_for: tuple[str, ...] | None = None
         self._guard_map: dict[str, tuple[Guard, ...]] = {}
@@ -271,6 +274,8 @@ class HomeTools:
                 for topic, payload in command.publishes:
                     await self.link.publish_command(topic, payload, within_s=max(0.1, deadline - loop.time()))
             _LOGGER.info("%s sent to %s", call.name, ", ".join(e.id for e, _ in built))
+            if self.on_sent is not None:
+                self.on_sent(call)
             while not all(self._confirmed(e, c) for e, c in built) and loop.time() < deadline:
                 changed.clear()
                 try:

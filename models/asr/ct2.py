@@ -10,6 +10,7 @@ raises a ModelError that names the file and the offset, never a numpy or struct 
 from __future__ import annotations
 
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -102,15 +103,26 @@ class _Cursor:
             raise self.fail(f"{what} is not UTF-8") from None
 
 
-def read_ct2(path: str | Path, *, expect_spec: str | None = None) -> Ct2Model:
-    """Read and check a whole model.bin (weights are copied out of the file buffer)."""
-    path = Path(path)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise ModelError("model-missing", f"{path} does not exist") from None
-    except OSError as err:
-        raise ModelError("model-missing", f"can't read {path}: {err.strerror}") from None
+def read_ct2(path: str | Path | Sequence[str | Path], *, expect_spec: str | None = None) -> Ct2Model:
+    """Read and check a whole model.bin (weights are copied out of the file buffer).
+
+    `path` may be the parts of one file, joined in order (a package index's size limit splits
+    Whisper base in two); errors then name the parts joined by '+'.
+    """
+    parts = [Path(p) for p in path] if isinstance(path, Sequence) and not isinstance(path, str) else [Path(path)]
+    if not parts:
+        raise ModelError("model-missing", "no model.bin given")
+    chunks = []
+    for part in parts:
+        try:
+            chunks.append(part.read_bytes())
+        except FileNotFoundError:
+            raise ModelError("model-missing", f"{part} does not exist") from None
+        except OSError as err:
+            raise ModelError("model-missing", f"can't read {part}: {err.strerror}") from None
+    data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+    del chunks
+    path = parts[0] if len(parts) == 1 else Path("+".join(str(p) for p in parts))
     cur = _Cursor(data, path)
     version = cur.u32("binary version")
     if version not in SUPPORTED_BINARY_VERSIONS:

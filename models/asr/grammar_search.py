@@ -7,7 +7,8 @@ Whisper splits a word ("Thermostat" or " Ther" "mostat") is followed:
 
 - lowercase; a token's leading space starts a new word, a token without one continues the word;
 - punctuation tokens (, . ? ! ; :) are allowed only at a word boundary and ignored, except that
-  '.' inside a number ('21.5') is part of the word; '%' is the word "percent";
+  '.' inside a number ('21.5') is part of the word; after punctuation the next word needs its
+  space (a reader drops the comma of 'room,spotlights' and sees one word); '%' is the word "percent";
 - end-of-text only where the graph can end.
 
 Speed: the 51,864-token vocabulary is never scanned per step. Once per graph the tokens that can
@@ -59,6 +60,9 @@ START, JOIN, SPACED, SOFT, MARKS = 0, 1, 2, 3, 4
 """Cursor modes: nothing read yet; right after a fragment; after a space; after a punctuation
 token; inside one ("?!"). Punctuation can't follow a punctuation token: "..." again and again
 would otherwise be an endless way not to say anything."""
+
+_SPACINGS: dict[int, tuple[bool, ...]] = {START: (False, True), JOIN: (False,), SPACED: (True,), SOFT: (), MARKS: ()}
+"""Per cursor mode, the arcs (by `spaced`) a fragment may start on without another character first."""
 
 Position = frozenset[tuple[tuple[str, int], frozenset[Hashable]]]
 """Where a hypothesis is in the grammar: groups of graph states by (rest of the fragment being
@@ -145,6 +149,37 @@ class _Trie:
         return self._below
 
 
+class DecoderSteps(Protocol):
+    """A decoder's scores, step by step: what the search needs of a model."""
+
+    def start(self) -> np.ndarray:
+        """Logits (1 × vocabulary) of the first token."""
+
+    def next(self, parents: np.ndarray, tokens: np.ndarray) -> np.ndarray:
+        """Logits (one row per hypothesis) after each surviving hypothesis, continued from row
+        `parents[i]` of the previous step, read `tokens[i]`."""
+
+
+class _WhisperSteps:
+    """Whisper's decoder on one encoding: one batched call per step, the cache rows of the
+    surviving parents gathered as `constrained.py` does."""
+
+    def __init__(self, runner: WhisperOnnx, cross: EncoderOutput) -> None:
+        self.runner = runner
+        self.cross = cross
+        self.cache: dict[str, np.ndarray] = {}
+
+    def start(self) -> np.ndarray:
+        runner = self.runner
+        hidden, self.cache = runner.decode(np.array([runner.prompt], np.int64), runner.empty_cache(1), self.cross)
+        return runner.token_logits(hidden[:, -1], first=True)
+
+    def next(self, parents: np.ndarray, tokens: np.ndarray) -> np.ndarray:
+        cache = {name: value[parents] for name, value in self.cache.items()}
+        hidden, self.cache = self.runner.decode(tokens[:, None], cache, self.cross)
+        return self.runner.token_logits(hidden[:, -1], first=False)
+
+
 def token_texts(tokenizer: Tokenizer) -> list[str | None]:
     """Every text token's characters, lowercased (None for control tokens and broken UTF-8)."""
     out: list[str | None] = []
@@ -190,13 +225,16 @@ class GrammarSearch:
             frames = max(v.shape[-1] for k, v in cross.feeds.items() if k.startswith("cross_k"))
             seconds = max(0.0, frames / 50 - runner.pad_samples / 16000)
             max_tokens = min(224, int(12 * seconds) + 8)
-        hidden, cache = runner.decode(np.array([runner.prompt], np.int64), runner.empty_cache(1), cross)
-        last = hidden[:, -1]
+        return self.run(_WhisperSteps(runner, cross), n_best=n_best, max_tokens=max_tokens)
+
+    def run(self, steps: DecoderSteps, *, n_best: int = 3, max_tokens: int = 224) -> list[Hypothesis]:
+        """The search itself over any decoder's scores (`search` runs it on Whisper's)."""
+        logits = steps.start()
         beams = [_Beam(self.start, (), 0.0, (), "")]
         finished: dict[str, Hypothesis] = {}
-        ends = step = 0
-        for step in range(max_tokens):
-            logits = runner.token_logits(last, first=step == 0)
+        ends = taken = 0
+        for _ in range(max_tokens):
+            taken += 1
             top = logits.max(axis=1, keepdims=True)
             shifted = logits - top
             np.exp(shifted, out=shifted)
@@ -213,7 +251,7 @@ class GrammarSearch:
                 parent = beams[b]
                 if token == self.eot:
                     ends += 1
-                    text = runner.tokenizer.decode(parent.tokens)
+                    text = self.runner.tokenizer.decode(parent.tokens)
                     key = _words(text)  # 'Turn on the light.' and 'turn on the light' are one answer
                     done = Hypothesis(text, parent.tokens, score, (*parent.logprobs, lp))
                     if key not in finished or done.mean_logprob > finished[key].mean_logprob:
@@ -229,14 +267,10 @@ class GrammarSearch:
             # their mean, a sum would favour stopping early: "set the playroom red").
             if not alive or ends >= self.beam:
                 break
-            picks = np.array(parents, dtype=np.int64)
-            cache = {name: value[picks] for name, value in cache.items()}
-            tokens = np.array([[a.tokens[-1]] for a in alive], dtype=np.int64)
-            hidden, cache = runner.decode(tokens, cache, cross)
-            last = hidden[:, -1]
+            logits = steps.next(np.array(parents, dtype=np.int64), np.array([a.tokens[-1] for a in alive], dtype=np.int64))
             beams = alive
         ranked = sorted(finished.values(), key=lambda h: -h.mean_logprob)
-        _LOGGER.debug("grammar search: %d steps, %d sentences ended", step + 1, len(ranked))  # never the words (privacy)
+        _LOGGER.debug("grammar search: %d steps, %d sentences ended", taken, len(ranked))  # never the words (privacy)
         return ranked[:n_best]
 
     def _candidates(self, b: int, beam: _Beam, logprobs: np.ndarray) -> list[tuple[float, int, int, float, Position]]:
@@ -343,7 +377,12 @@ class GrammarSearch:
         if cached is not None:
             self._boundaries[(states, mode)] = cached
             return cached
-        spacings = (False, True) if mode == START else (mode != JOIN,)
+        # Which arcs a new fragment may take: right after a fragment only one the graph joins on
+        # (' light' 's'); after a space only a new word; after punctuation nothing but a space
+        # or the end. Without that, 'room' ',' 'spotlights' read as the graph's 'room spotlights',
+        # yet it is the word 'roomspotlights' once the comma is dropped (as every reader of the
+        # text does), a word the graph doesn't have.
+        spacings = _SPACINGS[mode]
         grown: dict[str, dict[tuple[str, int], set[Hashable]]] = {}
         percent: set[Hashable] = set()
         punctuation = set()
@@ -365,7 +404,7 @@ class GrammarSearch:
             if punctuation and mode in (JOIN, MARKS):
                 for mark in PUNCTUATION:
                     moves[mark] = {("", MARKS): frozenset(punctuation)}
-        if mode != START and percent:
+        if mode in (JOIN, SPACED) and percent:
             moves["%"] = {("", JOIN): frozenset(percent)}
         if len(self._boundaries) >= CACHE_SIZE:
             del self._boundaries[next(iter(self._boundaries))]

@@ -4,14 +4,17 @@
   decoder layer. The positional table is sliced to the utterance's length, so a 2 s command costs a
   2 s encoder, not a 30 s one; computing the cross keys/values here means the decoder never redoes
   them per token.
-- decoder: token embeddings [B, L, 384] plus the self-attention cache of P earlier tokens → the
-  final hidden states [B, L, 384] and the grown cache. P = 0 is the first call. The causal mask and
+- decoder: token embeddings [B, L, D] plus the self-attention cache of P earlier tokens → the
+  final hidden states [B, L, D] and the grown cache. P = 0 is the first call. The causal mask and
   the position offset come from the cache's own shape, so there is no position input to get wrong.
-- head: hidden [N, 384] → logits over the whole vocabulary (the tied embedding matrix).
+- head: hidden [N, D] → logits over the whole vocabulary (the tied embedding matrix).
 
 Token embedding lookup is not in a graph: the runner reads rows of an int8 table it memory-maps,
-which keeps the 20 M-parameter table out of resident memory: only the rows of tokens actually
+which keeps the 20-26 M-parameter table out of resident memory: only the rows of tokens actually
 used become resident.
+
+Sizes (width D, heads, layers, FFN, vocabulary) are read off the weights (`whisper_dims`), so the
+same builder serves tiny.en (384 wide, 4 + 4 layers) and base (512, 6 + 6, multilingual).
 """
 
 from __future__ import annotations
@@ -27,36 +30,62 @@ from device.errors import ModelError
 from models.asr.ct2 import Ct2Model
 
 OPSET = 17
-D_MODEL = 384
-HEADS = 6
-HEAD_DIM = D_MODEL // HEADS
-FFN = 1536
-LAYERS = 4
 N_MELS = 80
-VOCAB = 51864
 MAX_SOURCE = 1500
 MAX_TARGET = 448
 LN_EPS = 1e-5
 GELU = 3
 """CTranslate2's activation code for exact (erf) GELU, the one Whisper uses."""
+MAX_LAYERS = 64
 
 
-def check_whisper_tiny(model: Ct2Model) -> None:
-    """Refuse weights that aren't Whisper tiny's shape and flavour before building anything."""
+@dataclass(frozen=True, slots=True)
+class Dims:
+    """A Whisper model's sizes, as its weights say."""
+
+    d_model: int
+    heads: int
+    encoder_layers: int
+    decoder_layers: int
+    ffn: int
+    vocab: int
+
+    @property
+    def head_dim(self) -> int:
+        return self.d_model // self.heads
+
+
+def _count_layers(model: Ct2Model, stack: str) -> int:
+    layers = 0
+    while f"{stack}/layer_{layers}/ffn/linear_0/weight" in model.variables and layers < MAX_LAYERS:
+        layers += 1
+    if not layers:
+        raise ModelError("model-corrupt", f"{model.path}: no {stack} layers")
+    return layers
+
+
+def whisper_dims(model: Ct2Model) -> Dims:
+    """The sizes of these weights; refuses anything that isn't Whisper's shape and flavour."""
     if model.spec != "WhisperSpec":
         raise ModelError("model-corrupt", f"{model.path}: spec {model.spec!r} is not WhisperSpec")
+    heads = model.scalar("encoder/num_heads")
     flags = {
         "decoder/pre_norm": 1, "decoder/scale_embeddings": 0, "decoder/start_from_zero_embedding": 0,
-        "decoder/alibi": 0, "decoder/activation": GELU, "decoder/num_heads": HEADS, "encoder/num_heads": HEADS,
+        "decoder/alibi": 0, "decoder/activation": GELU, "decoder/num_heads": heads,
     }
     for name, want in flags.items():
         if model.scalar(name) != want:
             raise ModelError("model-corrupt", f"{model.path}: {name} is {model.scalar(name)}, expected {want}")
-    model.get("decoder/embeddings/weight", (VOCAB, D_MODEL))
-    model.get("encoder/position_encodings/encodings", (MAX_SOURCE, D_MODEL))
-    model.get("decoder/position_encodings/encodings", (MAX_TARGET, D_MODEL))
-    if f"encoder/layer_{LAYERS}/ffn/linear_0/weight" in model.variables:
-        raise ModelError("model-corrupt", f"{model.path}: more than {LAYERS} encoder layers (not tiny)")
+    vocab, d_model = model.get("decoder/embeddings/weight").shape
+    if heads < 1 or d_model % heads:
+        raise ModelError("model-corrupt", f"{model.path}: width {d_model} doesn't split into {heads} heads")
+    ffn = model.get("encoder/layer_0/ffn/linear_0/weight").shape[0]
+    dims = Dims(d_model, heads, _count_layers(model, "encoder"), _count_layers(model, "decoder"), ffn, vocab)
+    # 128 mel bins (large-v3) would need another front end: refuse rather than build a deaf model.
+    model.get("encoder/conv1/weight", (d_model, N_MELS, 3))
+    model.get("encoder/position_encodings/encodings", (MAX_SOURCE, d_model))
+    model.get("decoder/position_encodings/encodings", (MAX_TARGET, d_model))
+    return dims
 
 
 @dataclass
@@ -64,6 +93,7 @@ class _Graph:
     """Accumulates nodes and initializers; names are made unique by a counter."""
 
     weights: Ct2Model
+    dims: Dims
     nodes: list[onnx.NodeProto] = field(default_factory=list)
     inits: list[onnx.TensorProto] = field(default_factory=list)
     count: int = 0
@@ -100,8 +130,8 @@ class _Graph:
         return self.op("Add", [y, self.const(b, prefix.replace("/", ".") + ".b")], "lin")
 
     def layer_norm(self, x: str, prefix: str) -> str:
-        gamma = self.const(self.weight(f"{prefix}/gamma", (D_MODEL,)), "ln.g")
-        beta = self.const(self.weight(f"{prefix}/beta", (D_MODEL,)), "ln.b")
+        gamma = self.const(self.weight(f"{prefix}/gamma", (self.dims.d_model,)), "ln.g")
+        beta = self.const(self.weight(f"{prefix}/beta", (self.dims.d_model,)), "ln.b")
         return self.op("LayerNormalization", [x, gamma, beta], "ln", axis=-1, epsilon=LN_EPS)
 
     def gelu(self, x: str) -> str:
@@ -113,17 +143,17 @@ class _Graph:
         return self.op("Mul", [half_x, one_plus], "gelu")
 
     def heads(self, x: str, transpose_key: bool = False) -> str:
-        """[B, L, 384] → [B, H, L, 64] (or [B, H, 64, L] for keys, so scores need no transpose)."""
-        split = self.op("Reshape", [x, self.ints([0, -1, HEADS, HEAD_DIM])])
+        """[B, L, D] → [B, H, L, D/H] (or [B, H, D/H, L] for keys, so scores need no transpose)."""
+        split = self.op("Reshape", [x, self.ints([0, -1, self.dims.heads, self.dims.head_dim])])
         return self.op("Transpose", [split], perm=[0, 2, 3, 1] if transpose_key else [0, 2, 1, 3])
 
     def merge_heads(self, x: str) -> str:
         t = self.op("Transpose", [x], perm=[0, 2, 1, 3])
-        return self.op("Reshape", [t, self.ints([0, -1, D_MODEL])])
+        return self.op("Reshape", [t, self.ints([0, -1, self.dims.d_model])])
 
     def attend(self, q: str, k_t: str, v: str, mask: str | None) -> str:
         scores = self.op("MatMul", [q, k_t])
-        scores = self.op("Mul", [scores, self.const(np.array(HEAD_DIM**-0.5, np.float32), "scale")])
+        scores = self.op("Mul", [scores, self.const(np.array(self.dims.head_dim**-0.5, np.float32), "scale")])
         if mask is not None:
             scores = self.op("Add", [scores, mask])
         probs = self.op("Softmax", [scores], axis=-1)
@@ -131,8 +161,14 @@ class _Graph:
 
     def ffn(self, x: str, prefix: str) -> str:
         h = self.layer_norm(x, f"{prefix}/layer_norm")
-        h = self.gelu(self.linear(h, f"{prefix}/linear_0", D_MODEL, FFN))
-        return self.op("Add", [x, self.linear(h, f"{prefix}/linear_1", FFN, D_MODEL)], "res")
+        d, ffn = self.dims.d_model, self.dims.ffn
+        h = self.gelu(self.linear(h, f"{prefix}/linear_0", d, ffn))
+        return self.op("Add", [x, self.linear(h, f"{prefix}/linear_1", ffn, d)], "res")
+
+    def projections(self, x: str, prefix: str, count: int) -> list[str]:
+        """The `count` projections of a fused linear layer (q, k, v or k, v), in CTranslate2's order."""
+        d = self.dims.d_model
+        return [self.linear(x, prefix, d, d, slice(i * d, (i + 1) * d)) for i in range(count)]
 
     def model(self, inputs: list[onnx.ValueInfoProto], outputs: list[onnx.ValueInfoProto], name: str) -> onnx.ModelProto:
         graph = helper.make_graph(self.nodes, name, inputs, outputs, self.inits)
@@ -156,48 +192,48 @@ def cache_names(layer: int, kind: str) -> tuple[str, str]:
 
 
 def build_encoder(weights: Ct2Model) -> onnx.ModelProto:
-    g = _Graph(weights)
-    conv1_w = g.const(g.weight("encoder/conv1/weight", (D_MODEL, N_MELS, 3)), "conv1.w")
-    conv1_b = g.const(g.weight("encoder/conv1/bias", (D_MODEL,)), "conv1.b")
-    conv2_w = g.const(g.weight("encoder/conv2/weight", (D_MODEL, D_MODEL, 3)), "conv2.w")
-    conv2_b = g.const(g.weight("encoder/conv2/bias", (D_MODEL,)), "conv2.b")
+    dims = whisper_dims(weights)
+    g = _Graph(weights, dims)
+    d, h_, hd = dims.d_model, dims.heads, dims.head_dim
+    conv1_w = g.const(g.weight("encoder/conv1/weight", (d, N_MELS, 3)), "conv1.w")
+    conv1_b = g.const(g.weight("encoder/conv1/bias", (d,)), "conv1.b")
+    conv2_w = g.const(g.weight("encoder/conv2/weight", (d, d, 3)), "conv2.w")
+    conv2_b = g.const(g.weight("encoder/conv2/bias", (d,)), "conv2.b")
     x = g.gelu(g.op("Conv", ["mel", conv1_w, conv1_b], pads=[1, 1], strides=[1], kernel_shape=[3]))
     x = g.gelu(g.op("Conv", [x, conv2_w, conv2_b], pads=[1, 1], strides=[2], kernel_shape=[3]))
-    x = g.op("Transpose", [x], perm=[0, 2, 1])  # [1, S, 384]
+    x = g.op("Transpose", [x], perm=[0, 2, 1])  # [1, S, D]
     # Slice the positional table to S frames: the encoder runs on the utterance, not on 30 s.
     frames = g.op("Slice", [g.op("Shape", [x]), g.ints([1]), g.ints([2])])
-    pos_table = g.const(g.weight("encoder/position_encodings/encodings", (MAX_SOURCE, D_MODEL)), "enc.pos")
+    pos_table = g.const(g.weight("encoder/position_encodings/encodings", (MAX_SOURCE, d)), "enc.pos")
     x = g.op("Add", [x, g.op("Slice", [pos_table, g.ints([0]), frames, g.ints([0])])])
-    for i in range(LAYERS):
+    for i in range(dims.encoder_layers):
         p = f"encoder/layer_{i}"
         h = g.layer_norm(x, f"{p}/self_attention/layer_norm")
-        q = g.linear(h, f"{p}/self_attention/linear_0", D_MODEL, D_MODEL, slice(0, D_MODEL))
-        k = g.linear(h, f"{p}/self_attention/linear_0", D_MODEL, D_MODEL, slice(D_MODEL, 2 * D_MODEL))
-        v = g.linear(h, f"{p}/self_attention/linear_0", D_MODEL, D_MODEL, slice(2 * D_MODEL, 3 * D_MODEL))
+        q, k, v = g.projections(h, f"{p}/self_attention/linear_0", 3)
         a = g.attend(g.heads(q), g.heads(k, transpose_key=True), g.heads(v), None)
-        x = g.op("Add", [x, g.linear(a, f"{p}/self_attention/linear_1", D_MODEL, D_MODEL)], "res")
+        x = g.op("Add", [x, g.linear(a, f"{p}/self_attention/linear_1", d, d)], "res")
         x = g.ffn(x, f"{p}/ffn")
     enc = g.layer_norm(x, "encoder/layer_norm")
     outputs = []
-    for i in range(LAYERS):
-        p = f"decoder/layer_{i}/attention/linear_1"
+    for i in range(dims.decoder_layers):
         k_name, v_name = cross_names(i)
-        k = g.linear(enc, p, D_MODEL, D_MODEL, slice(0, D_MODEL))
-        v = g.linear(enc, p, D_MODEL, D_MODEL, slice(D_MODEL, 2 * D_MODEL))
+        k, v = g.projections(enc, f"decoder/layer_{i}/attention/linear_1", 2)
         g.nodes.append(helper.make_node("Identity", [g.heads(k, transpose_key=True)], [k_name]))
         g.nodes.append(helper.make_node("Identity", [g.heads(v)], [v_name]))
-        outputs += [_float(k_name, [1, HEADS, HEAD_DIM, "S"]), _float(v_name, [1, HEADS, "S", HEAD_DIM])]
+        outputs += [_float(k_name, [1, h_, hd, "S"]), _float(v_name, [1, h_, "S", hd])]
     return g.model([_float("mel", [1, N_MELS, "T"])], outputs, "whisper_encoder")
 
 
 def build_decoder(weights: Ct2Model) -> onnx.ModelProto:
-    g = _Graph(weights)
+    dims = whisper_dims(weights)
+    g = _Graph(weights, dims)
+    d, h_, hd = dims.d_model, dims.heads, dims.head_dim
     past0 = cache_names(0, "k")[0]
     # P = tokens already in the cache, L = tokens in this call; both read off the inputs' shapes.
     past_len = g.op("Slice", [g.op("Shape", [past0]), g.ints([2]), g.ints([3])])
     new_len = g.op("Slice", [g.op("Shape", ["embeddings"]), g.ints([1]), g.ints([2])])
     total = g.op("Add", [past_len, new_len])
-    pos_table = g.const(g.weight("decoder/position_encodings/encodings", (MAX_TARGET, D_MODEL)), "dec.pos")
+    pos_table = g.const(g.weight("decoder/position_encodings/encodings", (MAX_TARGET, d)), "dec.pos")
     x = g.op("Add", ["embeddings", g.op("Slice", [pos_table, past_len, total, g.ints([0])])])
     # Causal mask [L, P+L]: query row i (absolute position P+i) sees keys 0..P+i.
     zero = g.const(np.array(0, np.int64), "zero")
@@ -208,45 +244,44 @@ def build_decoder(weights: Ct2Model) -> onnx.ModelProto:
     cols = g.op("Unsqueeze", [g.op("Range", [zero, t_scalar, one]), g.ints([0])])
     blocked = g.op("Greater", [cols, rows])
     mask = g.op("Where", [blocked, g.const(np.array(-1e9, np.float32), "neg"), g.const(np.array(0.0, np.float32), "zf")])
-    inputs = [_float("embeddings", ["B", "L", D_MODEL])]
-    outputs = [_float("hidden", ["B", "L", D_MODEL])]
-    for i in range(LAYERS):
+    inputs = [_float("embeddings", ["B", "L", d])]
+    outputs = [_float("hidden", ["B", "L", d])]
+    for i in range(dims.decoder_layers):
         p = f"decoder/layer_{i}"
         h = g.layer_norm(x, f"{p}/self_attention/layer_norm")
-        q = g.linear(h, f"{p}/self_attention/linear_0", D_MODEL, D_MODEL, slice(0, D_MODEL))
-        k = g.linear(h, f"{p}/self_attention/linear_0", D_MODEL, D_MODEL, slice(D_MODEL, 2 * D_MODEL))
-        v = g.linear(h, f"{p}/self_attention/linear_0", D_MODEL, D_MODEL, slice(2 * D_MODEL, 3 * D_MODEL))
+        q, k, v = g.projections(h, f"{p}/self_attention/linear_0", 3)
         (past_k, present_k), (past_v, present_v) = cache_names(i, "k"), cache_names(i, "v")
         g.nodes.append(helper.make_node("Concat", [past_k, g.heads(k)], [present_k], axis=2))
         g.nodes.append(helper.make_node("Concat", [past_v, g.heads(v)], [present_v], axis=2))
         k_t = g.op("Transpose", [present_k], perm=[0, 1, 3, 2])
         a = g.attend(g.heads(q), k_t, present_v, mask)
-        x = g.op("Add", [x, g.linear(a, f"{p}/self_attention/linear_1", D_MODEL, D_MODEL)], "res")
+        x = g.op("Add", [x, g.linear(a, f"{p}/self_attention/linear_1", d, d)], "res")
         h = g.layer_norm(x, f"{p}/attention/layer_norm")
-        q = g.linear(h, f"{p}/attention/linear_0", D_MODEL, D_MODEL)
+        q = g.linear(h, f"{p}/attention/linear_0", d, d)
         ck, cv = cross_names(i)
         a = g.attend(g.heads(q), ck, cv, None)
-        x = g.op("Add", [x, g.linear(a, f"{p}/attention/linear_2", D_MODEL, D_MODEL)], "res")
+        x = g.op("Add", [x, g.linear(a, f"{p}/attention/linear_2", d, d)], "res")
         x = g.ffn(x, f"{p}/ffn")
-        inputs += [_float(past_k, ["B", HEADS, "P", HEAD_DIM]), _float(past_v, ["B", HEADS, "P", HEAD_DIM])]
-        inputs += [_float(ck, ["C", HEADS, HEAD_DIM, "S"]), _float(cv, ["C", HEADS, "S", HEAD_DIM])]
-        outputs += [_float(present_k, ["B", HEADS, "N", HEAD_DIM]), _float(present_v, ["B", HEADS, "N", HEAD_DIM])]
-    g.nodes.append(helper.make_node("LayerNormalization", [x, g.const(g.weight("decoder/layer_norm/gamma", (D_MODEL,)), "g"),
-                                                           g.const(g.weight("decoder/layer_norm/beta", (D_MODEL,)), "b")],
+        inputs += [_float(past_k, ["B", h_, "P", hd]), _float(past_v, ["B", h_, "P", hd])]
+        inputs += [_float(ck, ["C", h_, hd, "S"]), _float(cv, ["C", h_, "S", hd])]
+        outputs += [_float(present_k, ["B", h_, "N", hd]), _float(present_v, ["B", h_, "N", hd])]
+    g.nodes.append(helper.make_node("LayerNormalization", [x, g.const(g.weight("decoder/layer_norm/gamma", (d,)), "g"),
+                                                           g.const(g.weight("decoder/layer_norm/beta", (d,)), "b")],
                                     ["hidden"], axis=-1, epsilon=LN_EPS))
     return g.model(inputs, outputs, "whisper_decoder")
 
 
 def build_head(weights: Ct2Model) -> onnx.ModelProto:
-    g = _Graph(weights)
-    table = g.weight("decoder/embeddings/weight", (VOCAB, D_MODEL))
+    dims = whisper_dims(weights)
+    g = _Graph(weights, dims)
+    table = g.weight("decoder/embeddings/weight", (dims.vocab, dims.d_model))
     g.nodes.append(helper.make_node("MatMul", ["hidden", g.const(table.T, "head.w")], ["logits"]))
-    return g.model([_float("hidden", ["N", D_MODEL])], [_float("logits", ["N", VOCAB])], "whisper_head")
+    return g.model([_float("hidden", ["N", dims.d_model])], [_float("logits", ["N", dims.vocab])], "whisper_head")
 
 
 def embedding_table_int8(weights: Ct2Model) -> tuple[np.ndarray, np.ndarray]:
-    """Symmetric per-row int8 of the token embeddings: (codes [V, 384] int8, scales [V] float32)."""
-    table = weights.get("decoder/embeddings/weight", (VOCAB, D_MODEL))
+    """Symmetric per-row int8 of the token embeddings: (codes [V, D] int8, scales [V] float32)."""
+    table = weights.get("decoder/embeddings/weight")
     scales = np.maximum(np.abs(table).max(axis=1), 1e-8) / 127.0
     codes = np.clip(np.round(table / scales[:, None]), -127, 127).astype(np.int8)
     return codes, scales.astype(np.float32)

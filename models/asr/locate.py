@@ -5,10 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from device.errors import ModelError
+from models.asr.sources import AsrModel
 
 
-def asr_bundle(configured: str | Path | None) -> Path:
-    """`configured` if given (it must exist); otherwise build or reuse the cached bundle.
+def asr_bundle(configured: str | Path | None, *, model: AsrModel = "tiny.en") -> Path:
+    """`configured` if given (it must exist); otherwise build or reuse the cached bundle of `model`.
 
     Building needs the `build` extra; a device without it must be given a bundle (OTA installs one).
     """
@@ -19,4 +20,4 @@ def asr_bundle(configured: str | Path | None) -> Path:
         return path
     from models.asr.factory import ensure_asr_bundle
 
-    return ensure_asr_bundle()
+    return ensure_asr_bundle(model=model)

@@ -1,6 +1,10 @@
-"""The on-device speech recognizer: Whisper tiny.en as int8 ONNX graphs, onnxruntime + numpy only.
+"""The on-device speech recognizer: Whisper (tiny.en or base) as int8 ONNX graphs, onnxruntime + numpy only.
 
-`WhisperOnnx.load(bundle_dir, threads=1)` opens a bundle written by `models.asr.factory`;
+`WhisperOnnx.load(bundle_dir, threads=1, language="en")` opens a bundle written by
+`models.asr.factory`; its sizes (width, heads, layers) are read off the graphs' inputs, and a
+multilingual model is told the language in its prompt, as Whisper was trained:
+<|startoftranscript|> <|de|> <|transcribe|> <|notimestamps|> (an English-only model has no
+language slot: <|startoftranscript|> <|notimestamps|>).
 `.transcribe(audio)` runs the encoder on the utterance plus a few seconds of silence, never on
 a 30 s window padded with zeros, and decodes greedily with the key/value cache; given a
 `GrammarSearch` (`.prepare(graph)`), it also reads the same encoding constrained to the home's
@@ -30,10 +34,10 @@ from models.onnx import check_inputs, session_options
 
 _LOGGER = logging.getLogger(__name__)
 
-LAYERS = 4
-HEADS = 6
-HEAD_DIM = 64
-D_MODEL = 384
+MULTILINGUAL_VOCAB = 51865
+"""Whisper's own rule: the multilingual vocabulary has one token more than the English-only one
+(the English models' vocabulary lists the language tokens too, but they never learned them)."""
+TRANSCRIBE = "<|transcribe|>"
 WINDOW_SAMPLES = MAX_FRAMES * HOP
 """30 s, the most the encoder takes at once; longer audio is transcribed window by window."""
 SILENCE_PEAK = 1e-3
@@ -93,7 +97,7 @@ class EncoderOutput:
 
 
 class WhisperOnnx:
-    def __init__(self, bundle_dir: Path, manifest: BundleManifest, threads: int) -> None:
+    def __init__(self, bundle_dir: Path, manifest: BundleManifest, threads: int, language: str = "en") -> None:
         self.bundle_dir = bundle_dir
         self.manifest = manifest
         self.threads = threads
@@ -108,10 +112,11 @@ class WhisperOnnx:
         self._head = _open(bundle_dir / "head.onnx", threads)
         self._decoder = _open(bundle_dir / "decoder.onnx", threads)
         self._encoder = _open(bundle_dir / "encoder.onnx", threads)
+        self.layers, self.heads, self.head_dim, self.d_model = _check_sizes(bundle_dir, self._encoder, self._decoder, self._head)
         # Memory-mapped: only the rows of tokens actually used become resident.
         self._embed_codes = _load_npy(bundle_dir / "embed_codes.npy", np.int8, 2)
         self._embed_scales = _load_npy(bundle_dir / "embed_scales.npy", np.float32, 1)
-        if self._embed_codes.shape[0] != self._embed_scales.shape[0] or self._embed_codes.shape[1] != D_MODEL:
+        if self._embed_codes.shape[0] != self._embed_scales.shape[0] or self._embed_codes.shape[1] != self.d_model:
             raise ModelError("model-shape", f"{bundle_dir}: embedding table and scales disagree in shape")
         self.tokenizer = Tokenizer.load(bundle_dir / "tokenizer.npz")
         config = _load_json(bundle_dir / "config.json")
@@ -122,13 +127,36 @@ class WhisperOnnx:
         self._suppress = np.array(sorted(set(suppress)), dtype=np.int64)
         self._suppress_begin = np.array([i for i in config.get("suppress_ids_begin", []) if 0 <= i < vocab], dtype=np.int64)
         self._mel = LogMel()
-        self.prompt = (self.tokenizer.sot, self.tokenizer.no_timestamps)
+        self.multilingual = vocab >= MULTILINGUAL_VOCAB
+        self.language = language
+        self.prompt = self._prompt(language)
+
+    def _prompt(self, language: str) -> tuple[int, ...]:
+        tok = self.tokenizer
+        # Home Assistant's codes name regional variants ('de-CH', 'pt_BR'); Whisper has one token per language.
+        code = language.replace("_", "-").split("-")[0].lower()
+        if not self.multilingual:
+            if code != "en":
+                raise ModelError(
+                    "asr-language",
+                    f"the speech model {self.manifest.name} understands English only, not {language!r}: "
+                    "set [asr] model = \"base\" (multilingual) or [intent] language = \"en\"",
+                )
+            return (tok.sot, tok.no_timestamps)
+        lang = tok.special.get(f"<|{code}|>")
+        if lang is None or TRANSCRIBE not in tok.special:
+            raise ModelError("asr-language", f"the speech model {self.manifest.name} has no language {language!r}")
+        return (tok.sot, lang, tok.special[TRANSCRIBE], tok.no_timestamps)
 
     @classmethod
     def load(
-        cls, bundle_dir: str | Path, threads: int = 1, *, pad_seconds: float | None = None, verify_hashes: bool = False
+        cls, bundle_dir: str | Path, threads: int = 1, *, language: str = "en", pad_seconds: float | None = None,
+        verify_hashes: bool = False,
     ) -> WhisperOnnx:
         """Open a bundle; sizes are always checked against the manifest, hashes on request.
+
+        `language` is what the speaker hears ('en', 'de', …): an English-only bundle refuses any
+        other (ModelError 'asr-language'), a multilingual one is prompted with it.
 
         `pad_seconds` of silence after the utterance overrides the bundle's default (the bench
         measures the choices; 30 means "always a full 30 s window", as Whisper was trained).
@@ -139,7 +167,7 @@ class WhisperOnnx:
             raise ModelError("model-bad-manifest", f"{bundle_dir} is a {manifest.kind} bundle, not asr")
         if not 1 <= threads <= 16:
             raise ModelError("asr-config", f"threads must be between 1 and 16, not {threads}")
-        runner = cls(bundle_dir, manifest, threads)
+        runner = cls(bundle_dir, manifest, threads, language)
         if pad_seconds is not None:
             if not 0.0 <= pad_seconds <= 30.0:
                 raise ModelError("asr-config", f"pad_seconds must be between 0 and 30, not {pad_seconds}")
@@ -149,7 +177,7 @@ class WhisperOnnx:
     # -- building blocks shared with grammar search -------------------------------------------
 
     def embed(self, tokens: np.ndarray) -> np.ndarray:
-        """[B, L] token ids → [B, L, 384] float32 from the int8 table."""
+        """[B, L] token ids → [B, L, D] float32 from the int8 table."""
         return self._embed_codes[tokens].astype(np.float32) * self._embed_scales[tokens][..., None]
 
     def encode(self, audio: np.ndarray) -> EncoderOutput:
@@ -161,17 +189,17 @@ class WhisperOnnx:
         return EncoderOutput(dict(zip(names, outputs, strict=True)))
 
     def empty_cache(self, batch: int) -> dict[str, np.ndarray]:
-        empty = np.zeros((batch, HEADS, 0, HEAD_DIM), np.float32)
-        return {f"past_{kind}_{i}": empty for i in range(LAYERS) for kind in "kv"}
+        empty = np.zeros((batch, self.heads, 0, self.head_dim), np.float32)
+        return {f"past_{kind}_{i}": empty for i in range(self.layers) for kind in "kv"}
 
     def decode(self, tokens: np.ndarray, cache: dict[str, np.ndarray], cross: EncoderOutput) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-        """Run the decoder on [B, L] tokens after `cache`; returns hidden [B, L, 384] and the new cache."""
+        """Run the decoder on [B, L] tokens after `cache`; returns hidden [B, L, D] and the new cache."""
         feeds = {"embeddings": self.embed(tokens), **cache, **cross.feeds}
         hidden, *present = self._decoder.run(None, feeds)
-        return hidden, {f"past_{kind}_{i}": present[2 * i + (kind == "v")] for i in range(LAYERS) for kind in "kv"}
+        return hidden, {f"past_{kind}_{i}": present[2 * i + (kind == "v")] for i in range(self.layers) for kind in "kv"}
 
     def logits(self, hidden: np.ndarray) -> np.ndarray:
-        (out,) = self._head.run(None, {"hidden": hidden.reshape(-1, D_MODEL)})
+        (out,) = self._head.run(None, {"hidden": hidden.reshape(-1, self.d_model)})
         return np.asarray(out)
 
     def token_logits(self, hidden: np.ndarray, *, first: bool) -> np.ndarray:
@@ -253,10 +281,6 @@ class WhisperOnnx:
         )
         return text, details
 
-    def _greedy(self, cross: EncoderOutput, seconds: float) -> tuple[list[int], float, float]:
-        free = self.decode_free(cross, seconds)
-        return list(free.tokens), free.avg_logprob, free.no_speech_prob
-
     def decode_free(self, cross: EncoderOutput, seconds: float) -> FreeDecode:
         """Greedy decoding of an encoded window of `seconds` of audio (`encode` once, reuse)."""
         max_tokens = min(224, int(TOKENS_PER_SECOND * seconds) + 8)
@@ -323,13 +347,28 @@ def _open(path: Path, threads: int) -> ort.InferenceSession:
         raise ModelError("model-corrupt", f"can't load ONNX model {path}: {err}") from None
     finally:
         trim()
-    expected = {
-        "encoder.onnx": {"mel": [1, N_MELS, None]},
-        "decoder.onnx": {"embeddings": [None, None, D_MODEL], "past_k_0": [None, HEADS, None, HEAD_DIM]},
-        "head.onnx": {"hidden": [None, D_MODEL]},
-    }[path.name]
-    check_inputs(session, expected, str(path))
     return session
+
+
+def _check_sizes(bundle: Path, encoder: ort.InferenceSession, decoder: ort.InferenceSession,
+                 head: ort.InferenceSession) -> tuple[int, int, int, int]:
+    """(layers, heads, head width, model width), read off the decoder's inputs and checked against
+    the other two graphs: a bundle whose graphs disagree fails here, not mid-sentence."""
+    shapes = {i.name: i.shape for i in decoder.get_inputs()}
+    layers = sum(1 for name in shapes if name.startswith("past_k_"))
+    past, embeddings = shapes.get("past_k_0"), shapes.get("embeddings")
+    if not layers or past is None or embeddings is None or len(past) != 4 or len(embeddings) != 3:
+        raise ModelError("model-shape", f"{bundle / 'decoder.onnx'} is not a Whisper decoder (inputs {sorted(shapes)})")
+    heads, head_dim, d_model = past[1], past[3], embeddings[2]
+    if not all(isinstance(n, int) and n > 0 for n in (heads, head_dim, d_model)) or heads * head_dim != d_model:
+        raise ModelError("model-shape", f"{bundle / 'decoder.onnx'} has inconsistent sizes {past} / {embeddings}")
+    check_inputs(encoder, {"mel": [1, N_MELS, None]}, str(bundle / "encoder.onnx"))
+    check_inputs(decoder, {f"past_{kind}_{i}": [None, heads, None, head_dim] for i in range(layers) for kind in "kv"},
+                 str(bundle / "decoder.onnx"))
+    check_inputs(head, {"hidden": [None, d_model]}, str(bundle / "head.onnx"))
+    if len(encoder.get_outputs()) != 2 * layers:
+        raise ModelError("model-shape", f"{bundle / 'encoder.onnx'} feeds {len(encoder.get_outputs()) // 2} decoder layers, not {layers}")
+    return layers, heads, head_dim, d_model
 
 
 def _check_audio(audio: np.ndarray) -> np.ndarray:

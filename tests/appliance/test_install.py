@@ -118,7 +118,7 @@ def test_board_venv_gets_the_same_silero_vad_as_the_dev_setup() -> None:
     # The VAD's ONNX file ships in silero-vad, installed without its torch dependency in both
     # places; a board without it would have no VAD at all.
     setup = (REPO / "scripts/setup.sh").read_text()
-    pinned = re.findall(r"silero-vad==[\d.]+", setup)
+    pinned = re.findall(r"(?:silero-vad|efficientword-net)==[\d.]+", setup)
     assert pinned and set(pinned) == set(NO_DEPS)
     # The board builds its models as the service user, so the runtime needs the factory extra.
     assert VENV_EXTRAS in setup_extras()

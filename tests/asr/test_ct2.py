@@ -10,7 +10,7 @@ import pytest
 
 from device.errors import ModelError
 from models.asr.ct2 import read_ct2
-from models.asr.graph import check_whisper_tiny
+from models.asr.graph import Dims, whisper_dims
 
 
 def _string(text: str) -> bytes:
@@ -49,7 +49,7 @@ def test_reads_the_packaged_whisper_tiny(ct2_dir: Path) -> None:
     qkv_bias = model.get("encoder/layer_0/self_attention/linear_0/bias", (1152,))
     # Whisper's key projection has no bias: the middle third of the fused q/k/v bias is zero.
     assert not qkv_bias[384:768].any() and qkv_bias[:384].any() and qkv_bias[768:].any()
-    check_whisper_tiny(model)
+    assert whisper_dims(model) == Dims(d_model=384, heads=6, encoder_layers=4, decoder_layers=4, ffn=1536, vocab=51864)
 
 
 def test_small_file_round_trips(tmp_path: Path) -> None:
@@ -121,8 +121,23 @@ def test_wrong_spec_nan_weights_and_missing_file(tmp_path: Path) -> None:
     assert err.value.code == "model-missing"
 
 
-def test_not_whisper_tiny_is_refused(tmp_path: Path) -> None:
+def test_not_whisper_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "model.bin"
     write_ct2(path, {**SMALL, "decoder/pre_norm": np.array(0, np.int8)})
     with pytest.raises(ModelError):
-        check_whisper_tiny(read_ct2(path))
+        whisper_dims(read_ct2(path))
+
+
+def test_a_file_split_in_parts_reads_as_the_whole(tmp_path: Path) -> None:
+    data = write_ct2(tmp_path / "model.bin", SMALL, {"decoder/projection/weight": "decoder/embeddings/weight"})
+    cut = len(data) // 3  # inside a variable's data, as a size limit cuts it
+    (tmp_path / "model.bin.part1").write_bytes(data[:cut])
+    (tmp_path / "model.bin.part2").write_bytes(data[cut:])
+    whole, joined = read_ct2(tmp_path / "model.bin"), read_ct2([tmp_path / "model.bin.part1", tmp_path / "model.bin.part2"])
+    assert whole.variables.keys() == joined.variables.keys()
+    np.testing.assert_array_equal(joined.get("decoder/embeddings/weight"), whole.get("decoder/embeddings/weight"))
+    with pytest.raises(ModelError) as err:  # the wrong order is a corrupt file, named by both parts
+        read_ct2([tmp_path / "model.bin.part2", tmp_path / "model.bin.part1"])
+    assert "model.bin.part2+" in err.value.message
+    with pytest.raises(ModelError, match="does not exist"):
+        read_ct2([tmp_path / "model.bin.part1", tmp_path / "model.bin.part3"])

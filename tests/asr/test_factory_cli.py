@@ -14,6 +14,7 @@ from device.__main__ import main
 from device.errors import ModelError
 from device.intent.policy import MAX_GAP
 from models.asr.factory import BUILDER_VERSION, build_key, ensure_asr_bundle
+from models.asr.sources import packaged_source
 from models.manifest import verify_bundle
 
 
@@ -28,9 +29,10 @@ def test_bundle_verifies_and_describes_itself(asr_bundle: Path) -> None:
     assert sum(f.size for f in manifest.files if f.path.endswith(".onnx")) < 45_000_000
 
 
-def test_cache_is_reused_and_keyed_by_inputs(asr_bundle: Path, ct2_dir: Path) -> None:
+def test_cache_is_reused_and_keyed_by_inputs(asr_bundle: Path) -> None:
     assert ensure_asr_bundle() == asr_bundle
-    assert build_key(ct2_dir, 2.0, True) != build_key(ct2_dir, 4.0, True) != build_key(ct2_dir, 4.0, False)
+    tiny = packaged_source("tiny.en")
+    assert build_key(tiny, 2.0, True) != build_key(tiny, 4.0, True) != build_key(tiny, 4.0, False)
 
 
 def test_corrupt_source_model_names_the_file(ct2_dir: Path, tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ a script of turns, so the run is the same on a loaded machine as on an idle one)
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
@@ -12,14 +13,16 @@ import soundfile
 from device.appliance import build_frontend, load_recognizer
 from device.assistant import Assistant, Recognizer, end_via, listen_via
 from device.cloud.decision import RouteDecider
-from device.events import Routed, ToolCall, VoiceStopped
+from device.events import Routed, Say, ToolCall, ToolResult, VoiceStopped
 from device.intent.early import acts_early
 from device.intent.policy import Choice
 from device.service import Service
 from device.settings import Settings
+from device.sim.broker import Mosquitto
+from device.tools.session import HomeSession
 from hal.source import FileSource
 from tests.frontend.conftest import SR, active_end_s, speech
-from tests.home.conftest import demo_language
+from tests.home.conftest import SimHome, demo_language, settings_for
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +30,7 @@ def recognizer() -> Recognizer:
     return load_recognizer(Settings())
 
 
-async def _run(recognizer: Recognizer, text: str, wav: Path) -> tuple[list[object], float]:
+async def _run(recognizer: Recognizer, text: str, wav: Path, home: HomeSession | None = None) -> tuple[list[object], float]:
     """One wake word + command through the whole path; the events and the true end of speech (ms)."""
     from device.bench.speech import concat, silence
 
@@ -44,8 +47,11 @@ async def _run(recognizer: Recognizer, text: str, wav: Path) -> tuple[list[objec
     service = Service(FileSource(wav), frontend, [record])
     assistant = Assistant(
         emit=record, listen=listen_via(service.inject), decider=RouteDecider(cloud_enabled=True),
-        recognizer=recognizer, language=demo_language(), end_now=end_via(service.inject),
+        recognizer=recognizer, language=demo_language(home.registry if home is not None else None),
+        end_now=end_via(service.inject), tools=home.tools if home is not None else None,
     )
+    if home is not None:
+        home.tools.on_sent = assistant.sent
     await assistant.prepare()
 
     async def assist(event: object) -> None:
@@ -93,3 +99,29 @@ def test_the_rule_waits_for_a_value_a_longer_sentence_adds() -> None:
     assert not acts_early(Choice("act", everywhere, "both readings agree"), 0.1, ())[0]  # "... in the bedroom"
     assert graph.continuations("set the thermostat to 19 degrees") == ()
     assert set(graph.continuations("set the thermostat to 19")) >= {" degrees"}
+
+
+async def test_the_command_is_read_while_spoken_and_the_done_earcon_starts_on_the_publish(
+        recognizer: Recognizer, mosquitto: Mosquitto, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    sim = SimHome(mosquitto)
+    home = HomeSession(settings_for(mosquitto))
+    try:
+        await home.open()
+        with caplog.at_level(logging.DEBUG, logger="device.listening.reads"):
+            events, end_ms = await _run(recognizer, "switch off the bedroom light", tmp_path / "command.wav", home)
+    finally:
+        await home.close()
+        sim.stop()
+    stopped = [e for e in events if isinstance(e, VoiceStopped)]
+    assert len(stopped) == 1 and stopped[0].reason == "early"
+    # Read while it was spoken: readings of the audio before its end, one at a time.
+    heard = [float(str(r.args[0])) for r in caplog.records
+             if r.msg.startswith("read the command up to") and isinstance(r.args, tuple)]
+    assert any(h < end_ms for h in heard) and any(h >= end_ms for h in heard)
+    # The earcon is said as soon as the command is on the broker: before the light confirms,
+    # and the spoken answer after it.
+    kinds = [(type(e).__name__, getattr(e, "prompt", None), getattr(e, "text", None) is not None)
+             for e in events if isinstance(e, ToolCall | ToolResult | Say)]
+    assert kinds == [("ToolCall", None, False), ("Say", "done", False), ("ToolResult", None, False), ("Say", "done", True)]
+    result = next(e for e in events if isinstance(e, ToolResult))
+    assert result.status == "ok"

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-import numpy as np
+import time
+from pathlib import Path
+from typing import Any
 
-from device.bench.latency import speech_end, summarize
+import numpy as np
+import pytest
+
+from device.bench.latency import _alsa_file_pcms, _Recorder, _TimedSpeaker, speech_end, summarize
 
 
 def test_speech_end_ignores_trailing_silence_and_soft_noise() -> None:
@@ -16,7 +21,7 @@ def test_speech_end_ignores_trailing_silence_and_soft_noise() -> None:
 
 
 def test_summary_counts_only_right_turns_for_latency() -> None:
-    rows = [
+    rows: list[dict[str, Any]] = [
         {"right": True, "wrong_publish": False, "publish_ms": 200.0, "confirmation_ms": 260.0},
         {"right": True, "wrong_publish": False, "publish_ms": 400.0, "confirmation_ms": None},
         {"right": False, "wrong_publish": True, "publish_ms": None, "confirmation_ms": None},
@@ -26,3 +31,31 @@ def test_summary_counts_only_right_turns_for_latency() -> None:
     assert summary["wrong_publishes"] == 1
     assert summary["publish_ms"]["median"] == 300.0
     assert summary["confirmation_ms"]["median"] == 260.0
+
+
+def test_the_speaker_is_timed_on_the_real_alsa_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The bench's speaker hands audio to libasound's `file` PCM and times its audible blocks;
+    what the file holds is exactly what was written."""
+    monkeypatch.delenv("ALSA_CONFIG_PATH", raising=False)  # restored after the test
+    files = _alsa_file_pcms(tmp_path, ["ours"])
+    speaker = _TimedSpeaker("vox_0")
+    quiet, tone = np.zeros(160, "<i2"), (8000 * np.sin(np.arange(160) / 3)).astype("<i2")
+    before = time.monotonic()
+    for block in (quiet, quiet, tone, tone):
+        speaker.write(block.tobytes())
+    speaker.close()
+    assert len(speaker.audible) == 2 and before + 0.02 <= speaker.audible[0] <= speaker.audible[1]
+    assert speaker.audible_samples == 320 and speaker.written == 640
+    played = np.fromfile(files["ours"], dtype="<i2")
+    assert np.array_equal(played, np.concatenate([quiet, quiet, tone, tone]))
+
+
+def test_vad_lag_leaves_out_the_pre_roll_run_at_the_wake_word() -> None:
+    from device.events import Detection, SpeechProbability
+
+    recorder = _Recorder()
+    recorder(Detection("okay_nabu", 0.9, 1000))
+    recorder(SpeechProbability(600, 32, 0.9))  # pre-roll, handled late on purpose
+    recorder(SpeechProbability(1000, 32, 0.9))
+    lag = recorder.vad_lag_ms()
+    assert lag["max"] is not None and lag["max"] < 50

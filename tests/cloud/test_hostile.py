@@ -19,7 +19,8 @@ import pytest
 
 from device.cloud.confirmation import SpokenConfirmation
 from device.cloud.fake_server import FakeRealtimeServer, Reply, tone
-from device.cloud.realtime import QUEUE_BYTES, RealtimeClient
+from device.cloud.inbox import QUEUE_BYTES
+from device.cloud.realtime import RealtimeClient
 from device.events import AudioChunk
 from hal.player import NullOutput, Player
 from tests.cloud.conftest import HomeTools, PlaybackSink, make_client, settings, speech
@@ -100,7 +101,7 @@ def test_endless_deltas_against_a_real_speaker_stay_bounded(paced: PacedSink) ->
 
             async def sample() -> None:
                 while True:
-                    queued.append(client._queued_bytes)
+                    queued.append(client._inbox.queued_bytes)
                     rss.append(current_rss_mib())
                     await asyncio.sleep(0.1)
 

@@ -326,7 +326,7 @@ def test_a_call_hung_up_during_the_upload_falls_back_at_once() -> None:
 
     async def go() -> tuple[CloudOutcome, float]:
         async with FakeRealtimeServer(webrtc=True, replies=[Reply(text="Over the socket.", audio_ms=300)]) as server:
-            client = webrtc_client(server, sink)
+            client = webrtc_client(server, sink, upload_speed=1.0)
             await client.connect()
             start = time.monotonic()
             task = asyncio.create_task(client.turn(speech(3000)))  # 3 s of upload at real time

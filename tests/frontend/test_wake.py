@@ -38,7 +38,11 @@ def test_four_words_share_one_front_end_and_each_hears_only_its_own(
     assert [d.word for d in found] == [word]
     # Reported in audio time, after the phrase started and no later than ~0.6 s after it ended.
     assert 500 < found[0].timestamp_ms <= 500 + len(clip) * 1000 // 16000 + 600
-    assert found[0].score > 0.85
+    # Over the packaged cutoff, or over the low first-stage cutoff of a word with a second stage.
+    spec = resolve_word(WakeWordSettings(word))
+    assert found[0].score > (spec.confirm.first_cutoff if spec.confirm is not None else spec.threshold)
+    if found[0].score <= spec.threshold:
+        assert four_words.confirmer is not None and four_words.confirmer.activations > 0
 
 
 def test_no_detection_on_other_speech(four_words: WakeWordDetector) -> None:

@@ -10,11 +10,10 @@ from typing import Any
 from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
+from device.bench.hostile_wire import Recorder as RecordingLink
 from device.events import ToolCall
 from device.tools.abbreviations import ABBREVIATIONS
 from device.tools.discovery import COMPONENTS
-from device.tools.mqtt import check_command
-from device.tools.registry import Registry
 from device.tools.tools import _TOOLS, HomeTools
 from tests.home.conftest import demo_language, demo_registry
 
@@ -25,21 +24,6 @@ KEYS = st.sampled_from(sorted(set(ABBREVIATIONS) | set(ABBREVIATIONS.values()) |
 CONFIG = st.dictionaries(KEYS, st.one_of(JSONISH, TOPICISH), max_size=12)
 COMPONENT = st.sampled_from(sorted(COMPONENTS | {"device", "vacuum", "+", "#"}))
 NAME = st.from_regex(r"[A-Za-z0-9_+#/ -]{0,12}", fullmatch=True)
-
-
-class RecordingLink:
-    """A link that applies the real publish policy and records what would go out."""
-
-    def __init__(self, registry: Registry) -> None:
-        self.registry = registry
-        self.sent: list[tuple[str, bytes]] = []
-
-    async def publish_command(self, topic: str, payload: bytes, *, within_s: float) -> None:
-        check_command(topic, payload, self.registry.command_topics())
-        self.sent.append((topic, payload))
-
-    def publish_own(self, suffix: str, payload: bytes, *, retain: bool = True) -> None:
-        return None
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])

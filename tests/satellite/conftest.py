@@ -43,10 +43,13 @@ class MediaServer:
 
     def __init__(self) -> None:
         self.files: dict[str, bytes] = {}
-        files = self.files
+        self.requests: list[str] = []
+        """Every GET's path, in order (did the speaker fetch HA's URL?)."""
+        files, requests = self.files, self.requests
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+                requests.append(self.path)
                 body = files.get(self.path)
                 if body is None:
                     self.send_error(404)

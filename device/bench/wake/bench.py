@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from device.bench.wake.cascade import Cascade, CascadePoint, Rule, calibrate
 from device.bench.wake.dataset import (
     POSITIVE_CONDITIONS,
     SetSize,
@@ -39,7 +40,7 @@ from device.bench.wake.evaluate import (
     plot_det,
 )
 from device.bench.wake.metrics import Point, hit_times
-from device.bench.wake.traces import TraceStore, builtin_specs
+from device.bench.wake.traces import TraceStore, builtin_specs, confirming_specs
 from models.wake import WakeWordSpec
 
 TARGET_RECALL = 0.95
@@ -81,6 +82,9 @@ def run(args: argparse.Namespace) -> int:
             err(f"  {n + 1}/{len(clips)} clips, {time.monotonic() - started:.0f} s\n")
     store.write_index(rows)
     store.close()
+    confirm_store = TraceStore(confirming_specs([sp.name for sp in specs]))
+    confirm_items = [Scored(clip, confirm_store.get(clip, lambda c=clip: load(c))) for clip in clips]  # type: ignore[misc]
+    confirm_store.close()
     elapsed = time.monotonic() - started
 
     results = {(part, s.name): evaluate(items, s, part) for part in ("tuning", "held_out") for s in specs}
@@ -129,14 +133,44 @@ def run(args: argparse.Namespace) -> int:
     png = plot_det(held, marks, args.png or wake_dir() / "det.png",
                    f"wake words, HELD-OUT voices ({held[0].positives} positives/word, {held[0].hours:.2f} h negatives)")
     out(f"DET curve: {png}\ntraces: {store.root} (index.json lists every clip and its audio)\n")
+    rules = _two_stage(items, confirm_items, specs, args.max_per_hour)
     if args.calibrate:
-        out(_calibrate(results, chosen, specs, size, store.key, args.max_per_hour, args.min_recall))
+        out(_calibrate(results, chosen, specs, size, store.key, args.max_per_hour, args.min_recall, rules))
     if args.end_of_speech:
         from device.bench.wake.dataset import voices
         from device.bench.wake.endpoint import end_of_speech
 
         out("\n".join(end_of_speech(voices("tuning", args.voices))) + "\n")
     return 0
+
+
+def _two_stage(items: list[Scored], confirm_items: list[Scored], specs: list[WakeWordSpec],
+               max_per_hour: float) -> dict[str, Rule]:
+    """The two-stage table: each word's rule calibrated on TUNING, and its HELD-OUT result beside
+    the first stage alone and the peer."""
+    out = sys.stdout.write
+    out("\nTWO STAGES (microWakeWord at a low cutoff, openWakeWord of the same phrase confirming what is under "
+        "the packaged cutoff; rule calibrated on TUNING: highest recall without more false wakes than one stage)\n")
+    out(f"{'word':<12} {'rule (first, confirm)':>22}  {'part':<8} {'one stage @ manifest':>34}  {'two stages':>34}  "
+        f"{'confirmer wakes':>15}\n")
+    rules: dict[str, Rule] = {}
+    for spec in specs:
+        cascades = {part: Cascade(items, confirm_items, spec, f"oww:{spec.name}", part) for part in ("tuning", "held_out")}
+        pick = calibrate(cascades["tuning"], max_per_hour)
+        if pick is not None and pick.rule is not None:
+            rules[spec.name] = pick.rule
+        label = f"{pick.rule.first_cutoff:.2f}, {pick.rule.cutoff:.2f}" if pick and pick.rule else "none (no gain)"
+        for part, cascade in cascades.items():
+            alone = cascade.point(None)
+            two = cascade.point(pick.rule) if pick else alone
+            out(f"{spec.name:<12} {label:>22}  {part:<8} {_two_cell(alone):>34}  {_two_cell(two):>34}  "
+                f"{two.unsure_per_hour:>13.1f}/h\n")
+    return rules
+
+
+def _two_cell(p: CascadePoint) -> str:
+    return (f"{100 * p.recall:5.1f}% {p.per_hour:5.2f}/h (ordinary {p.ordinary_per_hour:4.2f}/h, "
+            f"{p.near_miss_wakes} nm)")
 
 
 def _breakdown(items: list[Scored], spec: WakeWordSpec, cutoff: float) -> str:
@@ -188,10 +222,12 @@ def calibration_record(results: dict[tuple[str, str], WordResult], chosen: dict[
 
 
 def _calibrate(results: dict[tuple[str, str], WordResult], chosen: dict[str, Point | None], specs: list[WakeWordSpec], size: SetSize,
-               models_key: str, max_per_hour: float, min_recall: float) -> str:
+               models_key: str, max_per_hour: float, min_recall: float, rules: dict[str, Rule]) -> str:
     from models.wake_factory import default_calibration, ensure_wake_bundle
 
     calibration = calibration_record(results, chosen, specs, size, models_key, max_per_hour, min_recall)
+    calibration["two_stage"] = {w: {"first_cutoff": r.first_cutoff, "cutoff": r.cutoff, "model": f"oww:{w}"}
+                                for w, r in rules.items()}
     kept = sorted(calibration["kept_packaged_cutoff"])
     path = default_calibration()
     tmp = path.with_suffix(".tmp")

@@ -32,7 +32,14 @@ from device.events import SAMPLE_RATE
 from device.settings import WakeWordSettings
 from models.base import Scorer
 from models.manifest import sha256_file
-from models.wake import MICRO_BUILTINS, MicroFeatures, WakeWordSpec, open_scorer, resolve_word
+from models.wake import (
+    MICRO_BUILTINS,
+    MicroFeatures,
+    OwwFeatures,
+    WakeWordSpec,
+    open_scorer,
+    resolve_word,
+)
 
 TRACE_VERSION = 1
 
@@ -56,27 +63,35 @@ class Scorers:
 
     def __init__(self, specs: Sequence[WakeWordSpec]) -> None:
         self.specs = tuple(specs)
-        self._features = MicroFeatures()
         self._scorers: list[Scorer] = []
+        self._fronts: dict[int, MicroFeatures | OwwFeatures] = {}
         for spec in self.specs:
             scorer = open_scorer(spec.model)
-            if scorer.input_shape[2] != 40:
-                raise ModelError("model-shape", f"{spec.model}: the wake bench traces microWakeWord models only")
+            size = scorer.input_shape[2]
+            if size not in (40, 96):
+                raise ModelError("model-shape", f"{spec.model}: neither a microWakeWord nor an openWakeWord model")
+            if size not in self._fronts:
+                self._fronts[size] = MicroFeatures() if size == 40 else OwwFeatures()
             self._scorers.append(scorer)
 
     def trace(self, pcm: np.ndarray) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-        self._features.reset()
+        steps: dict[int, list[tuple[np.ndarray, int]]] = {}
+        for size, front in self._fronts.items():
+            front.reset()
+            steps[size] = list(front.push(np.asarray(pcm, "<i2").tobytes()))
         for scorer in self._scorers:
             scorer.reset()
-        steps = list(self._features.push(np.asarray(pcm, "<i2").tobytes()))
         ends: dict[str, np.ndarray] = {}
         probs: dict[str, np.ndarray] = {}
         for spec, scorer in zip(self.specs, self._scorers, strict=True):
             size = scorer.input_shape[1]
-            window: deque[np.ndarray] = deque(maxlen=size)
+            front = self._fronts[scorer.input_shape[2]]
+            # openWakeWord windows start full of silence's embedding, as the runner's do.
+            fill = [front.silence_embedding()] * (size - 1) if isinstance(front, OwwFeatures) else []
+            window: deque[np.ndarray] = deque(fill, maxlen=size)
             t: list[int] = []
             p: list[float] = []
-            for feature, end_sample in steps:
+            for feature, end_sample in steps[scorer.input_shape[2]]:
                 window.append(feature)
                 if len(window) < size:
                     continue
@@ -91,6 +106,7 @@ class Scorers:
     def close(self) -> None:
         for scorer in self._scorers:
             scorer.close()
+        self._fronts.clear()
 
 
 class PymicroPeer:
@@ -134,6 +150,11 @@ def builtin_specs(words: Sequence[str] = MICRO_BUILTINS) -> list[WakeWordSpec]:
     return [resolve_word(WakeWordSettings(w)) for w in words]
 
 
+def confirming_specs(words: Sequence[str] = MICRO_BUILTINS) -> list[WakeWordSpec]:
+    """The openWakeWord models of the same phrases: the second stage (models/wake_confirm.py)."""
+    return [resolve_word(WakeWordSettings(f"oww:{w}")) for w in words]
+
+
 class TraceStore:
     """Traces of one set of models, computed on first use and cached per clip."""
 
@@ -157,7 +178,7 @@ class TraceStore:
         audio = load()
         if self._scorers is None:
             self._scorers = Scorers(self.specs)
-            self._peer = PymicroPeer([s.name for s in self.specs])
+            self._peer = PymicroPeer([s.name for s in self.specs if s.name in MICRO_BUILTINS])
         assert self._peer is not None
         ends, probs = self._scorers.trace(audio.pcm)
         peer = self._peer.fires(audio.pcm)

@@ -1,0 +1,109 @@
+"""Reading a command while it is spoken: early endpointing's decode worker.
+
+The pipeline offers the growing utterance (`SpeechSoFar`) every `vad.redecode_ms` of audio and
+once more at the first quiet window after speech. One reading runs at a time, in a worker
+thread, so the always-on wake words and the VAD on the event loop keep their core: an offer
+that arrives while a reading is under way is not read at once; only the newest one waits, and
+starts the moment the worker is free (audio time decides what is read, the worker's speed only
+how soon). A pause then asks for the newest reading that heard all of the speech before it
+(`covering`): already there, under way, queued, or — when nothing offered covers it — read now.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from device.events import SpeechPaused, SpeechSoFar
+
+_LOGGER = logging.getLogger(__name__)
+
+R = TypeVar("R")
+
+
+@dataclass(frozen=True, slots=True)
+class Read(Generic[R]):
+    """One reading of the utterance from its start to `heard_ms` (audio time)."""
+
+    speech_end_ms: int
+    """The end of speech that audio held (== `heard_ms` while the user was still speaking)."""
+    heard_ms: int
+    reading: R
+    complete: bool
+    """The reading went as far as a command's reading goes (a home sentence, or the grammar
+    searched); a read of half a command in mid-speech is kept only to compare with the next."""
+    decode_ms: float
+
+
+Source = SpeechSoFar | SpeechPaused
+
+
+class GrowingReads(Generic[R]):
+    def __init__(self, read: Callable[[Source], tuple[R, bool]]) -> None:
+        self._read = read
+        """Runs in the worker thread: the reading of an offer's audio, and whether it is complete."""
+        self._reads: list[Read[R]] = []
+        self._task: asyncio.Task[None] | None = None
+        self._queued: Source | None = None
+        self._generation = 0
+        self.decodes = 0
+        self.skipped = 0
+        """Offers that never got read: a newer one replaced them while the worker was busy."""
+
+    def offer(self, so_far: Source) -> None:
+        """Read this audio now if the worker is free; else it waits, replacing an older wait."""
+        if self._task is not None and not self._task.done():
+            self.skipped += self._queued is not None
+            self._queued = so_far
+            return
+        self._task = asyncio.create_task(self._run(so_far, self._generation))
+
+    def reset(self) -> None:
+        """A new utterance: earlier readings and the waiting offer belong to the last one (a
+        reading under way finishes, and is dropped)."""
+        self._generation += 1
+        self._reads = []
+        self._queued = None
+
+    def latest(self) -> Read[R] | None:
+        return self._reads[-1] if self._reads else None
+
+    async def covering(self, paused: SpeechPaused) -> tuple[Read[R] | None, Read[R] | None]:
+        """The newest complete reading that heard all the speech before `paused` (waiting for
+        one under way or queued, or reading the pause's own audio), and the reading before it."""
+        generation, asked = self._generation, False
+        while generation == self._generation:
+            for i in range(len(self._reads) - 1, -1, -1):
+                read = self._reads[i]
+                if read.heard_ms >= paused.timestamp_ms and read.complete:
+                    return read, self._reads[i - 1] if i else None
+            if self._task is None or self._task.done():
+                if asked:
+                    return None, None  # the pause's own reading failed (the worker logged why)
+                self.offer(paused)  # nothing offered heard the whole of it: read it now
+                asked = True
+            assert self._task is not None
+            await asyncio.shield(self._task)
+        return None, None
+
+    async def _run(self, so_far: Source, generation: int) -> None:
+        while True:
+            started = time.perf_counter()
+            try:
+                reading, complete = await asyncio.to_thread(self._read, so_far)
+            except Exception:  # the normal end still comes; a reading is only a shortcut
+                _LOGGER.exception("reading the command so far failed")
+            else:
+                self.decodes += 1
+                took = 1000 * (time.perf_counter() - started)
+                if generation == self._generation:
+                    self._reads = [*self._reads[-1:], Read(so_far.timestamp_ms, so_far.decided_ms, reading, complete, took)]
+                _LOGGER.debug("read the command up to %d ms in %.0f ms", so_far.decided_ms, took)
+            if self._queued is None:
+                return
+            # What waits was offered after the last reset, so it belongs to the current utterance.
+            so_far, self._queued, generation = self._queued, None, self._generation
