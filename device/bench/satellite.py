@@ -90,6 +90,15 @@ def _serve(files: dict[str, bytes]) -> http.server.ThreadingHTTPServer:
     return httpd
 
 
+async def _subscribe(client: Any, server: Any, start: Any, stop: Any, audio: Any) -> None:
+    """HA's client subscribes to the voice assistant; wait (≤ 5 s) until the device has seen it."""
+    client.subscribe_voice_assistant(handle_start=start, handle_stop=stop, handle_audio=audio)
+    for _ in range(500):
+        if server.voice is not None:
+            break
+        await asyncio.sleep(0.01)
+
+
 async def _turns(key: str | None, url: str, command: bytes, turns: int) -> dict[str, list[float]]:
     from aioesphomeapi import APIClient
     from aioesphomeapi.model import VoiceAssistantEventType as E
@@ -115,11 +124,7 @@ async def _turns(key: str | None, url: str, command: bytes, turns: int) -> dict[
         client.send_voice_assistant_event(E.VOICE_ASSISTANT_TTS_END, {"url": url})
         client.send_voice_assistant_event(E.VOICE_ASSISTANT_RUN_END, None)
 
-    client.subscribe_voice_assistant(handle_start=start, handle_stop=stop, handle_audio=audio)
-    for _ in range(500):
-        if server.voice is not None:
-            break
-        await asyncio.sleep(0.01)
+    await _subscribe(client, server, start, stop, audio)
     out: dict[str, list[float]] = {"to_ha_first_byte_ms": [], "to_ha_last_byte_ms": [], "url_to_first_sample_ms": []}
     try:
         for _ in range(turns):
@@ -170,11 +175,7 @@ async def _wake_to_ha(live: bool, spoken: Path, url: str) -> dict[str, list[floa
         client.send_voice_assistant_event(E.VOICE_ASSISTANT_TTS_END, {"url": url})
         client.send_voice_assistant_event(E.VOICE_ASSISTANT_RUN_END, None)
 
-    client.subscribe_voice_assistant(handle_start=start, handle_stop=stop, handle_audio=audio)
-    for _ in range(500):
-        if server.voice is not None:
-            break
-        await asyncio.sleep(0.01)
+    await _subscribe(client, server, start, stop, audio)
     pending: list[asyncio.Task[Any]] = []
 
     async def handle(event: object) -> None:

@@ -65,6 +65,7 @@ class Scorers:
         self.specs = tuple(specs)
         self._scorers: list[Scorer] = []
         self._fronts: dict[int, MicroFeatures | OwwFeatures] = {}
+        self._silence: np.ndarray = np.zeros(0, np.float32)
         for spec in self.specs:
             scorer = open_scorer(spec.model)
             size = scorer.input_shape[2]
@@ -72,6 +73,9 @@ class Scorers:
                 raise ModelError("model-shape", f"{spec.model}: neither a microWakeWord nor an openWakeWord model")
             if size not in self._fronts:
                 self._fronts[size] = MicroFeatures() if size == 40 else OwwFeatures()
+                if size == 96:
+                    # Computed once, not per clip: every openWakeWord window starts full of it.
+                    self._silence = self._fronts[size].silence_embedding()  # type: ignore[union-attr]
             self._scorers.append(scorer)
 
     def trace(self, pcm: np.ndarray) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
@@ -87,7 +91,7 @@ class Scorers:
             size = scorer.input_shape[1]
             front = self._fronts[scorer.input_shape[2]]
             # openWakeWord windows start full of silence's embedding, as the runner's do.
-            fill = [front.silence_embedding()] * (size - 1) if isinstance(front, OwwFeatures) else []
+            fill = [self._silence] * (size - 1) if isinstance(front, OwwFeatures) else []
             window: deque[np.ndarray] = deque(fill, maxlen=size)
             t: list[int] = []
             p: list[float] = []
