@@ -58,6 +58,7 @@ from device.timers.local import LocalTimers
 from device.tools.api import ToolExecutor
 from device.voice.speaker import say_for_result
 from hal.audio import pcm16_to_float
+from models.asr.stop import Stop
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -68,9 +69,10 @@ Emit = Callable[[object], Awaitable[None]]
 
 
 class Recognizer(Protocol):
-    def transcribe(self, audio: np.ndarray, search: Any = None) -> tuple[str, Any]:
+    def transcribe(self, audio: np.ndarray, search: Any = None, stop: Stop | None = None) -> tuple[str, Any]:
         """Free text, and details whose `grammar` holds the search's best sentences (when given)
-        and whose `mean_logprob` is the free reading's per-token log-probability."""
+        and whose `mean_logprob` is the free reading's per-token log-probability; `stop` (called
+        from another thread) gives the reading up with `Stopped`."""
         ...
 
     def prepare(self, graph: Any) -> Any:
@@ -270,7 +272,7 @@ class Assistant:
         if early:
             self._end_now(paused, reading)
 
-    def _read_so_far(self, heard: SpeechSoFar | SpeechPaused) -> tuple[_Reading, bool]:
+    def _read_so_far(self, heard: SpeechSoFar | SpeechPaused, stop: Stop) -> tuple[_Reading, bool]:
         """The command so far (the decode worker), and whether the reading is complete.
 
         The free reading first: when its words are already a whole sentence of the home's grammar,
@@ -287,10 +289,11 @@ class Assistant:
                 and last.reading.command is None:
             # A free reading of all the speech was no home sentence (a garbled "thermostat of 21"):
             # the search is needed, so one pass makes both readings instead of two.
-            reading = self._read(audio, search)
+            reading = self._read(audio, search, stop)
             return dataclasses.replace(reading, continuations=graph.continuations(reading.command or "")), True
         started = time.perf_counter()
-        text, details = self._recognizer.transcribe(audio)
+        text, details = self._recognizer.transcribe(audio, stop=stop)
+        stop.check()
         sentence = normalise_words(text)
         if sentence and graph.accepts(sentence):
             same = last is not None and last.reading.command == sentence and last.reading.free is not None
@@ -304,14 +307,15 @@ class Assistant:
                 return reading, True
         if not in_pause or search is None:
             return _Reading(text, details, None), False
-        reading = self._read(audio, search)
+        stop.check()  # hassil took its time; the speaker may have fallen quiet since
+        reading = self._read(audio, search, stop)
         return dataclasses.replace(reading, continuations=graph.continuations(reading.command or "")), True
 
-    def _read(self, audio: np.ndarray, search: Any) -> _Reading:
+    def _read(self, audio: np.ndarray, search: Any, stop: Stop) -> _Reading:
         """Both readings of the audio and the policy's choice (a worker thread: hassil is slow too)."""
         assert self._recognizer is not None
         started = time.perf_counter()
-        text, details = self._recognizer.transcribe(audio, search)
+        text, details = self._recognizer.transcribe(audio, search, stop)
         decoded = time.perf_counter()
         free = self._understand(text)
         _LOGGER.debug("early reading: decode %.0f ms, understand %.0f ms", 1000 * (decoded - started),

@@ -27,7 +27,7 @@ from device.settings import WakeSettings, WakeWordSettings
 from models.base import Scorer
 from models.onnx import OnnxScorer
 from models.tflite import TfliteModel, TfliteScorer
-from models.wake_confirm import CALIBRATED, Confirm, OwwConfirmer
+from models.wake_confirm import CALIBRATED, Confirm, Confirmers
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -119,8 +119,16 @@ def _read_confirm(path: Path) -> Confirm | None:
             default = CALIBRATED.get(name) if path.parent == micro_models_dir() else None
             if default is None:
                 return None
-            rule = {"first_cutoff": default[0], "cutoff": default[1], "model": f"oww:{name}"}
+            rule = {"first_cutoff": default[0], "cutoff": default[1], "model": default[2]}
         model = str(rule["model"])
+        if model.startswith("ewn:"):
+            # EfficientWord-Net matching the phrase, enrolled from text (models/wake_confirm.py).
+            from models.wake_phrase_enrol import normalize
+
+            refs = path.parent / str(rule["references"]) if "references" in rule else None
+            if refs is not None and not refs.is_file():
+                raise ModelError("model-missing", f"{path}: the phrase references {refs.name!r} are not in the bundle")
+            return Confirm(float(rule["first_cutoff"]), float(rule["cutoff"]), None, normalize(model[4:]), refs)
         oww = oww_models_dir() / f"{model[4:]}.tflite" if model.startswith("oww:") else path.parent / model
         if not oww.is_file():
             raise ModelError("model-missing", f"{path}: the confirming model {model!r} is not installed")
@@ -244,7 +252,7 @@ class _Word:
     """One word's state: its scorer's input window, the probability window, the refractory."""
 
     def __init__(self, spec: WakeWordSpec, scorer: Scorer, fill: np.ndarray | None,
-                 confirmer: OwwConfirmer | None = None) -> None:
+                 confirmer: Confirmers | None = None) -> None:
         self.spec = spec
         self.scorer = scorer
         self._confirmer = confirmer if spec.confirm is not None else None
@@ -316,8 +324,8 @@ class WakeWordDetector:
             raise ModelError("model-config", f"wake word listed twice: {names}")
         self._features: dict[Family, Features] = {}
         self._words: dict[Family, list[_Word]] = {}
-        confirms = {s.name: s.confirm.model for s in specs if s.confirm is not None}
-        self.confirmer: OwwConfirmer | None = OwwConfirmer(confirms) if confirms else None
+        confirms = {s.name: s.confirm for s in specs if s.confirm is not None}
+        self.confirmer: Confirmers | None = Confirmers(confirms) if confirms else None
         """The second stage of the words that have one (off until a score is unsure)."""
         for spec in specs:
             scorer = open_scorer(spec.model)

@@ -64,6 +64,7 @@ def build_wake_model(settings: WakeSettings) -> WakeModel:
             assert word.phrase is not None
             enrolment = enrol(word.phrase, embedder)
             threshold = word.threshold if word.threshold is not None else DEFAULT_THRESHOLD
-            specs.append(PhraseSpec(enrolment.phrase, enrolment.references, threshold, round(settings.refractory_s * 1000)))
+            specs.append(PhraseSpec(enrolment.phrase, enrolment.references, threshold, round(settings.refractory_s * 1000),
+                                    near_misses=enrolment.near_misses))
         parts.append(WakePhraseDetector(specs, embedder))
     return parts[0] if len(parts) == 1 else CompositeWake(tuple(parts))

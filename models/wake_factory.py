@@ -82,7 +82,7 @@ def build_bundle(out: Path, calibration: dict[str, Any] | None, version: str) ->
         rule = (calibration or {}).get("two_stage", {}).get(word)
         if rule is not None:
             # The second stage's rule travels with the word, so an OTA update can change it.
-            config["voxhome_confirm"] = rule
+            config["voxhome_confirm"] = _with_references(out, word, rule)
         (out / f"{word}.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
     if calibration is not None:
         (out / "calibration.json").write_text(json.dumps(calibration, indent=2, sort_keys=True) + "\n", encoding="utf-8")
@@ -92,6 +92,19 @@ def build_bundle(out: Path, calibration: dict[str, Any] | None, version: str) ->
         metadata={"models": [f"{w}.json" for w in MICRO_BUILTINS], "cutoffs": {w: chosen.get(w) for w in MICRO_BUILTINS},
                   "calibrated": sorted(chosen), "two_stage": sorted((calibration or {}).get("two_stage", {}))},
     )
+
+
+def _with_references(out: Path, word: str, rule: dict[str, Any]) -> dict[str, Any]:
+    """A phrase-matching confirmer ('ewn:<phrase>') ships its reference embeddings in the bundle
+    (the ones calibration measured), so the device needs no TTS to enrol them."""
+    model = str(rule.get("model", ""))
+    if not model.startswith("ewn:"):
+        return rule
+    from models.wake_phrase_enrol import enrol
+
+    name = f"{word}.ewn.npy"
+    np.save(out / name, np.asarray(enrol(model[4:]).references, np.float32))
+    return {**rule, "references": name}
 
 
 def _write_golden(out: Path) -> tuple[Golden, ...]:

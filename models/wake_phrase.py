@@ -41,6 +41,10 @@ dBFS, speech at 2 m ~-30) before the window is embedded."""
 DEFAULT_THRESHOLD = 0.50
 """Cosine similarity to the nearest reference: the lowest with ≤ 1 false wake/h on the tuning
 part of `voxhome bench wake-phrase` (3 phrases, 21 min of tuning negatives each; see README)."""
+DEFAULT_MARGIN = -0.04
+"""Negative enrolment: a window must also be at least this much nearer (in cosine similarity) the
+phrase's nearest reference than its nearest near-miss reference (models/wake_phrase_nearmiss.py).
+Chosen on the tuning part of `voxhome bench wake-phrase`, one value for every phrase (see README)."""
 MODEL_FILE = "models/resnet_50_arc/slim_93%_accuracy_72.7390%_qint8.onnx"
 
 
@@ -131,9 +135,23 @@ class PhraseSpec:
     """[n, 2048] unit embeddings"""
     threshold: float = DEFAULT_THRESHOLD
     refractory_ms: int = 2000
+    near_misses: np.ndarray | None = None
+    """[m, 2048] unit embeddings of its near misses; None or empty: the threshold alone decides"""
+    margin: float = DEFAULT_MARGIN
 
     def score(self, embedding: np.ndarray) -> float:
         return float(np.max(self.references @ embedding))
+
+    def accepts(self, embedding: np.ndarray) -> float | None:
+        """The window's score if it wakes: over the threshold, and nearer the phrase than any of
+        its near misses by the margin; else None."""
+        score = self.score(embedding)
+        if score < self.threshold:
+            return None
+        if self.near_misses is not None and len(self.near_misses):
+            if score - float(np.max(self.near_misses @ embedding)) < self.margin:
+                return None
+        return score
 
 
 class PhraseMatcher:
@@ -146,8 +164,8 @@ class PhraseMatcher:
     def push(self, embedding: np.ndarray, end_ms: int) -> Detection | None:
         if end_ms < self._quiet_until_ms:
             return None
-        score = self.spec.score(embedding)
-        if score < self.spec.threshold:
+        score = self.spec.accepts(embedding)
+        if score is None:
             return None
         self._quiet_until_ms = end_ms + self.spec.refractory_ms
         return Detection(word=self.spec.name, score=round(score, 4), timestamp_ms=end_ms)

@@ -6,6 +6,9 @@ cache read). The phrase is spoken by the team's TUNING voices (device/bench/voic
 speaking rates; each rendering is trimmed, placed in the 1.5 s window at two positions (the
 runtime hop sees a phrase anywhere in its window) and embedded clean and with pink noise at
 15 dB, so a room's noise floor does not push the speaker's phrase away from every reference.
+The phrase's near misses, generated from its text (models/wake_phrase_nearmiss.py: "computer",
+"hey compuder"), are enrolled too, by the same voices at one rate and clean: the runtime wakes
+only on a window nearer the phrase than its near misses (models/wake_phrase.py DEFAULT_MARGIN).
 Held-out voices never enrol: they measure it (`voxhome bench wake-phrase`).
 """
 
@@ -17,7 +20,7 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +30,7 @@ from device.events import SAMPLE_RATE
 from models.manifest import sha256_file
 from models.wake_phrase import HOP_S, WINDOW, PhraseEmbedder, model_path
 
-ENROL_VERSION = "1"
+ENROL_VERSION = "2"
 """Bump when the recipe changes: cached references are keyed by it."""
 SPEEDS = (1.0, 1.3)
 GAPS_S = (0.1, 0.1 + HOP_S / 2)
@@ -47,6 +50,11 @@ class Enrolment:
     """[n, 2048] unit embeddings"""
     voices: tuple[str, ...]
     """the voice label of each reference (the bench leaves a voice's own references out)"""
+    near_misses: np.ndarray = field(default_factory=lambda: np.zeros((0, 2048), np.float32))
+    """[m, 2048] unit embeddings of the phrase's near misses (empty: no negative enrolment)"""
+    near_miss_voices: tuple[str, ...] = ()
+    near_miss_texts: tuple[str, ...] = ()
+    """the voice and the text of each near-miss reference"""
 
 
 def normalize(phrase: str) -> str:
@@ -87,7 +95,9 @@ def place(speech: np.ndarray, gap_s: float) -> np.ndarray:
     return window
 
 
-def renderings(phrase: str, voices: Sequence[object] | None = None) -> list[tuple[str, np.ndarray]]:
+def renderings(
+    phrase: str, voices: Sequence[object] | None = None, speeds: Sequence[float] = SPEEDS
+) -> list[tuple[str, np.ndarray]]:
     """(voice label, trimmed audio) for each voice and speed; a phrase that sounds like nothing
     is an error."""
     from device.bench.voices import TUNING_VOICES, Voice, available, synthesize
@@ -98,7 +108,7 @@ def renderings(phrase: str, voices: Sequence[object] | None = None) -> list[tupl
         raise ModelError("wake-phrase-tts", "no TTS voice to enrol a wake phrase with (install espeak-ng or flite)")
     out = []
     for voice in pool:
-        for speed in SPEEDS:
+        for speed in speeds:
             try:
                 audio = trim(synthesize(phrase, voice.faster(speed) if speed != 1.0 else voice))
             except AudioError as err:
@@ -111,7 +121,9 @@ def renderings(phrase: str, voices: Sequence[object] | None = None) -> list[tupl
     return out
 
 
-def embed_renderings(items: Sequence[tuple[str, np.ndarray]], embedder: PhraseEmbedder) -> tuple[np.ndarray, tuple[str, ...]]:
+def embed_renderings(
+    items: Sequence[tuple[str, np.ndarray]], embedder: PhraseEmbedder, noisy: bool = True
+) -> tuple[np.ndarray, tuple[str, ...]]:
     from device.bench.conditions import mix_at_snr
 
     # Babble over the references was tried (tuning voices at 12 dB): it raised the scores of
@@ -121,7 +133,7 @@ def embed_renderings(items: Sequence[tuple[str, np.ndarray]], embedder: PhraseEm
     for n, (label, audio) in enumerate(items):
         for gap in GAPS_S:
             window = place(audio, gap)
-            for variant in (window, mix_at_snr(window, NOISE_SNR_DB, seed=n)):
+            for variant in (window, mix_at_snr(window, NOISE_SNR_DB, seed=n)) if noisy else (window,):
                 refs.append(embedder.embed(np.asarray(variant, dtype=np.float32)))
                 labels.append(label)
     return np.stack(refs), tuple(labels)
@@ -133,29 +145,66 @@ def _key(phrase: str, voices: Sequence[object] | None) -> str:
     return digest.hexdigest()[:24]
 
 
+def near_miss_references(
+    phrase: str, embedder: PhraseEmbedder, voices: Sequence[object] | None = None
+) -> tuple[np.ndarray, tuple[str, ...], tuple[str, ...]]:
+    """The near misses' embeddings, voices and texts: one rate, clean, both placements (a near
+    miss only has to be nearer than the phrase, so the noisy variants and the second rate, which
+    would double enrolment time, are left out). One that no voice can say is skipped."""
+    from models.wake_phrase_nearmiss import near_misses
+
+    try:
+        texts_to_say = near_misses(phrase)
+    except ModelError as err:  # no espeak-ng: the phrase still works, without negative enrolment
+        _LOGGER.warning("wake phrase %r enrolled without near misses: %s", phrase, err)
+        texts_to_say = []
+    refs: list[np.ndarray] = []
+    labels: list[str] = []
+    texts: list[str] = []
+    for text in texts_to_say:
+        try:
+            items = renderings(text, voices, speeds=(1.0,))
+        except ModelError as err:
+            _LOGGER.warning("near miss %r of %r left out: %s", text, phrase, err)
+            continue
+        vectors, who = embed_renderings(items, embedder, noisy=False)
+        refs.append(vectors)
+        labels += who
+        texts += [text] * len(who)
+    if not refs:
+        return np.zeros((0, 2048), np.float32), (), ()
+    return np.concatenate(refs), tuple(labels), tuple(texts)
+
+
 def enrol(phrase: str, embedder: PhraseEmbedder | None = None, voices: Sequence[object] | None = None) -> Enrolment:
-    """The phrase's references: from the cache, else synthesized, embedded and cached."""
+    """The phrase's references and its near misses': from the cache, else synthesized, embedded
+    and cached."""
     text = normalize(phrase)
     path = cache_root() / f"{_key(text, voices)}.npz"
     if path.is_file():
         try:
             with np.load(path) as data:
-                return Enrolment(text, data["references"], tuple(str(v) for v in data["voices"]))
+                return Enrolment(text, data["references"], tuple(str(v) for v in data["voices"]),
+                                 data["near_misses"], tuple(str(v) for v in data["near_miss_voices"]),
+                                 tuple(str(t) for t in data["near_miss_texts"]))
         except (OSError, ValueError, KeyError) as err:
             _LOGGER.warning("re-enrolling %r: cached references %s unreadable (%s)", text, path, err)
     own = embedder is None
     embedder = embedder or PhraseEmbedder()
     try:
         refs, labels = embed_renderings(renderings(text, voices), embedder)
+        misses, miss_voices, miss_texts = near_miss_references(text, embedder, voices)
     finally:
         if own:
             embedder.close()
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".tmp{os.getpid()}.npz")
-    np.savez(tmp, references=refs, voices=np.array(labels))
+    np.savez(tmp, references=refs, voices=np.array(labels), near_misses=misses,
+             near_miss_voices=np.array(miss_voices, dtype=str), near_miss_texts=np.array(miss_texts, dtype=str))
     os.replace(tmp, path)
-    _LOGGER.info("enrolled wake phrase %r: %d references from %d voices", text, len(refs), len(set(labels)))
-    return Enrolment(text, refs, labels)
+    _LOGGER.info("enrolled wake phrase %r: %d references from %d voices, %d of %d near misses", text, len(refs),
+                 len(set(labels)), len(misses), len(set(miss_texts)))
+    return Enrolment(text, refs, labels, misses, miss_voices, miss_texts)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -165,5 +214,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     enrolment = enrol(" ".join(args.phrase))
     sys.stdout.write(f"{enrolment.phrase!r}: {len(enrolment.references)} references from "
-                     f"{len(set(enrolment.voices))} voices, cached in {cache_root()}\n")
+                     f"{len(set(enrolment.voices))} voices and {len(enrolment.near_misses)} of its near misses "
+                     f"({', '.join(dict.fromkeys(enrolment.near_miss_texts))}), cached in {cache_root()}\n")
     return 0

@@ -360,7 +360,8 @@ def run(args: argparse.Namespace) -> int:
                 verdict = score(case, observed[i])
                 ours.add(part_name, cond_name, case, verdict, peer_audio[i][1].label)
                 if args.show_misses and verdict.result != "right":
-                    _out(f"  {verdict.result.upper()} {cond_name}/{peer_audio[i][1].label} {case.id} {case.text!r}: heard "
+                    woke = "" if observed[i].woke else " (never woke)"
+                    _out(f"  {verdict.result.upper()}{woke} {cond_name}/{peer_audio[i][1].label} {case.id} {case.text!r}: heard "
                          f"{observed[i].transcript!r}, route {observed[i].route}; {verdict.detail}")
             for extra in observed[len(cases):]:
                 ours.wrong.append(f"{part_name}/{cond_name} outside any turn: {extra.publishes}")

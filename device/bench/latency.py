@@ -136,6 +136,8 @@ class _Recorder:
         self.vad_offsets: list[float] = []
         self._woke_ms = 0
         self.ends_ms: list[int] = []
+        self.stops: list[tuple[float, int]] = []
+        """Each utterance's end: when it was decided (wall) and where the VAD put the end of speech (audio ms)."""
         self.early = 0
         """Utterances ended at a pause (early endpointing) rather than at the full silence."""
 
@@ -151,6 +153,7 @@ class _Recorder:
             self.offsets.append(now - event.timestamp_ms / 1000)
         if isinstance(event, VoiceStopped):
             self.ends_ms.append(event.timestamp_ms)
+            self.stops.append((now, event.timestamp_ms))
             self.early += event.reason == "early"
 
     @property
@@ -282,12 +285,17 @@ def measure(broker: Mosquitto, audio_path: Path, turns: list[Turn], overrides: d
             window = [(t, topic, payload) for t, topic, payload in publishes.seen if zero + turn.wake_at_s <= t < end]
         hit = next(((t, p) for t, topic, p in window if topic == turn.case.topic and turn.case.payload in p), None)
         heard = next((t for t in speaker.audible if start <= t < end), None)
+        stop = next(((t, at) for t, at in recorder.stops if zero + turn.wake_at_s <= t < end), None)
         rows.append({
             "text": turn.case.text, "voice": turn.voice,
             "right": hit is not None and len(window) == 1,
             "wrong_publish": any(not (topic == turn.case.topic and turn.case.payload in p) for _, topic, p in window),
             "publish_ms": None if hit is None else round((hit[0] - start) * 1000, 1),
             "confirmation_ms": None if heard is None else round((heard - start) * 1000, 1),
+            # Where the time goes: the VAD's end of speech against the true one (audio time), and
+            # when the utterance was ended (wall) — the rest, to the publish, is reading and acting.
+            "vad_end_ms": None if stop is None else round(stop[1] - 1000 * turn.end_of_speech_s, 1),
+            "ended_ms": None if stop is None else round((stop[0] - start) * 1000, 1),
         })
     if rows:
         rows[0]["early_ends"] = recorder.early
@@ -317,6 +325,8 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "wrong_publishes": sum(r["wrong_publish"] for r in rows),
         "publish_ms": _stats([r["publish_ms"] for r in rows if r["right"]]),
         "confirmation_ms": _stats([r["confirmation_ms"] for r in rows if r["right"] and r["confirmation_ms"] is not None]),
+        "vad_end_ms": _stats([r["vad_end_ms"] for r in rows if r["right"] and r.get("vad_end_ms") is not None]),
+        "ended_ms": _stats([r["ended_ms"] for r in rows if r["right"] and r.get("ended_ms") is not None]),
     }
 
 
@@ -343,7 +353,7 @@ def run(args: argparse.Namespace) -> int:
             home.stdout.readline()  # ready: its discovery is retained on the broker
             for i, name in enumerate(names):
                 rows, costs = measure(broker, audio_path, turns, ENDPOINTERS[name], f"vox_{i}", speaker_files[name])
-                results[name] = {**summarize(rows), **costs}
+                results[name] = {**summarize(rows), **costs, "rows": rows}
         finally:
             home.terminate()
             home.wait(10)
@@ -355,7 +365,7 @@ def run(args: argparse.Namespace) -> int:
 def _report(results: dict[str, Any], turns: int, as_json: bool) -> None:
     out = sys.stdout.write
     if as_json:
-        out(json.dumps({"turns": turns, "results": results}) + "\n")
+        out(json.dumps({"turns": turns, "results": results}) + "\n")  # with every turn's row
         return
 
     def ms(v: float | None) -> str:
@@ -369,6 +379,9 @@ def _report(results: dict[str, Any], turns: int, as_json: bool) -> None:
             f"{ms(r['publish_ms']['p90']):>6} {ms(r['confirmation_ms']['median']):>12} {ms(r['confirmation_ms']['p90']):>6}"
             f" {r['cpu_per_audio_s']:>6.2f} {r['decodes']:>8} {ms(r['decode_ms']['median']):>11}"
             f" {ms(r['vad_lag_ms']['p99']):>12} {ms(r['vad_lag_ms']['max']):>6}\n")
+    out("  where it goes (medians, ms after the true end of speech): the VAD's end of speech / the utterance ended / the publish\n")
+    for name, r in results.items():
+        out(f"  {name:<16} {ms(r['vad_end_ms']['median']):>6} {ms(r['ended_ms']['median']):>6} {ms(r['publish_ms']['median']):>6}\n")
     out("  targets: publish median ≤ 300 ms, p90 ≤ 450 ms, accuracy within 1 point of silence-500ms\n")
 
 

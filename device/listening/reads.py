@@ -7,6 +7,8 @@ that arrives while a reading is under way is not read at once; only the newest o
 starts the moment the worker is free (audio time decides what is read, the worker's speed only
 how soon). A pause then asks for the newest reading that heard all of the speech before it
 (`covering`): already there, under way, queued, or — when nothing offered covers it — read now.
+A reading of mid-speech audio still under way when the speaker falls quiet is given up
+(models/asr/stop.py): it can never be the one acted on, and the one that can would wait for it.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from device.events import SpeechPaused, SpeechSoFar
+from models.asr.stop import Stop, Stopped
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -43,24 +46,37 @@ Source = SpeechSoFar | SpeechPaused
 
 
 class GrowingReads(Generic[R]):
-    def __init__(self, read: Callable[[Source], tuple[R, bool]]) -> None:
+    def __init__(self, read: Callable[[Source, Stop], tuple[R, bool]]) -> None:
         self._read = read
-        """Runs in the worker thread: the reading of an offer's audio, and whether it is complete."""
+        """Runs in the worker thread: the reading of an offer's audio, and whether it is complete
+        (it may raise `Stopped` once its `Stop` is called)."""
         self._reads: list[Read[R]] = []
         self._task: asyncio.Task[None] | None = None
         self._queued: Source | None = None
+        self._current: tuple[Source, Stop] | None = None
+        """The offer being read, and how to give it up."""
         self._generation = 0
         self.decodes = 0
         self.skipped = 0
         """Offers that never got read: a newer one replaced them while the worker was busy."""
+        self.stopped = 0
+        """Readings of mid-speech audio given up because the speaker fell quiet."""
 
     def offer(self, so_far: Source) -> None:
         """Read this audio now if the worker is free; else it waits, replacing an older wait."""
         if self._task is not None and not self._task.done():
             self.skipped += self._queued is not None
             self._queued = so_far
+            if so_far.decided_ms > so_far.timestamp_ms:
+                self._give_up_below(so_far.timestamp_ms)
             return
-        self._task = asyncio.create_task(self._run(so_far, self._generation))
+        self._current = (so_far, Stop())
+        self._task = asyncio.create_task(self._run(self._current, self._generation))
+
+    def _give_up_below(self, speech_end_ms: int) -> None:
+        """Speech ended at `speech_end_ms`: a reading under way of less audio can't be acted on."""
+        if self._current is not None and self._current[0].decided_ms < speech_end_ms:
+            self._current[1]()
 
     def reset(self) -> None:
         """A new utterance: earlier readings and the waiting offer belong to the last one (a
@@ -81,20 +97,29 @@ class GrowingReads(Generic[R]):
                 read = self._reads[i]
                 if read.heard_ms >= paused.timestamp_ms and read.complete:
                     return read, self._reads[i - 1] if i else None
-            if self._task is None or self._task.done():
+            running = self._task is not None and not self._task.done()
+            current = self._current[0] if running and self._current is not None else None
+            if not any(s is not None and s.decided_ms >= paused.timestamp_ms for s in (current, self._queued)):
                 if asked:
                     return None, None  # the pause's own reading failed (the worker logged why)
-                self.offer(paused)  # nothing offered heard the whole of it: read it now
+                # Nothing under way or waiting hears all of it: read the pause's own audio, now or
+                # next (what is under way is given up).
+                self.offer(paused)
                 asked = True
             assert self._task is not None
             await asyncio.shield(self._task)
         return None, None
 
-    async def _run(self, so_far: Source, generation: int) -> None:
+    async def _run(self, current: tuple[Source, Stop], generation: int) -> None:
         while True:
             started = time.perf_counter()
+            so_far, stop = self._current = current
             try:
-                reading, complete = await asyncio.to_thread(self._read, so_far)
+                reading, complete = await asyncio.to_thread(self._read, so_far, stop)
+            except Stopped:
+                self.stopped += 1
+                _LOGGER.debug("gave up reading the command up to %d ms after %.0f ms", so_far.decided_ms,
+                              1000 * (time.perf_counter() - started))
             except Exception:  # the normal end still comes; a reading is only a shortcut
                 _LOGGER.exception("reading the command so far failed")
             else:
@@ -103,7 +128,8 @@ class GrowingReads(Generic[R]):
                 if generation == self._generation:
                     self._reads = [*self._reads[-1:], Read(so_far.timestamp_ms, so_far.decided_ms, reading, complete, took)]
                 _LOGGER.debug("read the command up to %d ms in %.0f ms", so_far.decided_ms, took)
+            self._current = None
             if self._queued is None:
                 return
             # What waits was offered after the last reset, so it belongs to the current utterance.
-            so_far, self._queued, generation = self._queued, None, self._generation
+            current, self._queued, generation = (self._queued, Stop()), None, self._generation

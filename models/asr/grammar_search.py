@@ -41,6 +41,7 @@ import numpy as np
 
 if TYPE_CHECKING:
     from models.asr.runner import EncoderOutput, WhisperOnnx
+    from models.asr.stop import Stop
     from models.asr.tokenizer import Tokenizer
 
 _LOGGER = logging.getLogger(__name__)
@@ -164,19 +165,20 @@ class _WhisperSteps:
     """Whisper's decoder on one encoding: one batched call per step, the cache rows of the
     surviving parents gathered as `constrained.py` does."""
 
-    def __init__(self, runner: WhisperOnnx, cross: EncoderOutput) -> None:
+    def __init__(self, runner: WhisperOnnx, cross: EncoderOutput, stop: Stop | None = None) -> None:
         self.runner = runner
         self.cross = cross
+        self.stop = stop
         self.cache: dict[str, np.ndarray] = {}
 
     def start(self) -> np.ndarray:
         runner = self.runner
-        hidden, self.cache = runner.decode(np.array([runner.prompt], np.int64), runner.empty_cache(1), self.cross)
+        hidden, self.cache = runner.decode(np.array([runner.prompt], np.int64), runner.empty_cache(1), self.cross, self.stop)
         return runner.token_logits(hidden[:, -1], first=True)
 
     def next(self, parents: np.ndarray, tokens: np.ndarray) -> np.ndarray:
         cache = {name: value[parents] for name, value in self.cache.items()}
-        hidden, self.cache = self.runner.decode(tokens[:, None], cache, self.cross)
+        hidden, self.cache = self.runner.decode(tokens[:, None], cache, self.cross, self.stop)
         return self.runner.token_logits(hidden[:, -1], first=False)
 
 
@@ -215,9 +217,10 @@ class GrammarSearch:
 
     # -- search -------------------------------------------------------------------------------
 
-    def search(self, cross: EncoderOutput, *, n_best: int = 3, max_tokens: int | None = None) -> list[Hypothesis]:
+    def search(self, cross: EncoderOutput, *, n_best: int = 3, max_tokens: int | None = None,
+               stop: Stop | None = None) -> list[Hypothesis]:
         """The best finished hypotheses by mean log-probability per token, best first (empty if the
-        grammar can't fit the audio at all)."""
+        grammar can't fit the audio at all); `stop` gives it up (`Stopped`)."""
         runner = self.runner
         if max_tokens is None:
             # As free decoding: 12 tokens a second of speech (the encoder saw it plus the runner's
@@ -225,7 +228,7 @@ class GrammarSearch:
             frames = max(v.shape[-1] for k, v in cross.feeds.items() if k.startswith("cross_k"))
             seconds = max(0.0, frames / 50 - runner.pad_samples / 16000)
             max_tokens = min(224, int(12 * seconds) + 8)
-        return self.run(_WhisperSteps(runner, cross), n_best=n_best, max_tokens=max_tokens)
+        return self.run(_WhisperSteps(runner, cross, stop), n_best=n_best, max_tokens=max_tokens)
 
     def run(self, steps: DecoderSteps, *, n_best: int = 3, max_tokens: int = 224) -> list[Hypothesis]:
         """The search itself over any decoder's scores (`search` runs it on Whisper's)."""

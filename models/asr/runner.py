@@ -28,6 +28,7 @@ from models.asr.grammar_search import GrammarSearch, Hypothesis, WordGraph
 from models.asr.heap import limit_heap_growth, trim
 from models.asr.loops import drop_repeats, repeats, token_loop
 from models.asr.mel import HOP, MAX_FRAMES, N_MELS, SAMPLE_RATE, LogMel
+from models.asr.stop import Stop, Stopped, run_options, stopped
 from models.asr.tokenizer import Tokenizer
 from models.manifest import BundleManifest, verify_bundle
 from models.onnx import check_inputs, session_options
@@ -180,11 +181,11 @@ class WhisperOnnx:
         """[B, L] token ids → [B, L, D] float32 from the int8 table."""
         return self._embed_codes[tokens].astype(np.float32) * self._embed_scales[tokens][..., None]
 
-    def encode(self, audio: np.ndarray) -> EncoderOutput:
+    def encode(self, audio: np.ndarray, stop: Stop | None = None) -> EncoderOutput:
         mel = self._mel(audio, self.pad_samples)
         if mel.shape[1] % 2:
             mel = mel[:, :-1]
-        outputs = self._encoder.run(None, {"mel": mel[None]})
+        outputs = _run(self._encoder, {"mel": mel[None]}, stop)
         names = [o.name for o in self._encoder.get_outputs()]
         return EncoderOutput(dict(zip(names, outputs, strict=True)))
 
@@ -192,10 +193,13 @@ class WhisperOnnx:
         empty = np.zeros((batch, self.heads, 0, self.head_dim), np.float32)
         return {f"past_{kind}_{i}": empty for i in range(self.layers) for kind in "kv"}
 
-    def decode(self, tokens: np.ndarray, cache: dict[str, np.ndarray], cross: EncoderOutput) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    def decode(self, tokens: np.ndarray, cache: dict[str, np.ndarray], cross: EncoderOutput,
+               stop: Stop | None = None) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """Run the decoder on [B, L] tokens after `cache`; returns hidden [B, L, D] and the new cache."""
+        if stop is not None:
+            stop.check()
         feeds = {"embeddings": self.embed(tokens), **cache, **cross.feeds}
-        hidden, *present = self._decoder.run(None, feeds)
+        hidden, *present = _run(self._decoder, feeds, stop)
         return hidden, {f"past_{kind}_{i}": present[2 * i + (kind == "v")] for i in range(self.layers) for kind in "kv"}
 
     def logits(self, hidden: np.ndarray) -> np.ndarray:
@@ -223,9 +227,9 @@ class WhisperOnnx:
 
     # -- free transcription -------------------------------------------------------------------
 
-    def transcribe(self, audio: np.ndarray, search: GrammarSearch | None = None) -> tuple[str, Details]:
+    def transcribe(self, audio: np.ndarray, search: GrammarSearch | None = None, stop: Stop | None = None) -> tuple[str, Details]:
         """Free transcription; with `search`, also the grammar's best sentences for the same audio
-        (the encoder runs once for both)."""
+        (the encoder runs once for both). `stop` (another thread) gives the reading up: `Stopped`."""
         audio = _check_audio(audio)
         duration = len(audio) / SAMPLE_RATE
         if len(audio) < HOP * 2:
@@ -243,9 +247,9 @@ class WhisperOnnx:
             if len(window) < HOP * 2:
                 continue
             t0 = time.perf_counter()
-            cross = self.encode(window)
+            cross = self.encode(window, stop)
             t1 = time.perf_counter()
-            free = self.decode_free(cross, len(window) / SAMPLE_RATE)
+            free = self.decode_free(cross, len(window) / SAMPLE_RATE, stop)
             ids, p_none = list(free.tokens), free.no_speech_prob
             logprob = free.avg_logprob
             sum_logprob += free.sum_logprob
@@ -255,7 +259,7 @@ class WhisperOnnx:
             dec_ms += (t2 - t1) * 1000
             if search is not None and len(starts) == 1:
                 # A command is one window; a longer utterance is a question, not a home sentence.
-                grammar = search.search(cross, n_best=3)
+                grammar = search.search(cross, n_best=3, stop=stop)
                 grammar_ms = (time.perf_counter() - t2) * 1000
             if p_none > NO_SPEECH_THRESHOLD and logprob < LOGPROB_THRESHOLD:
                 _LOGGER.debug("window at %.1f s judged no speech (p=%.2f)", start / SAMPLE_RATE, p_none)
@@ -281,7 +285,7 @@ class WhisperOnnx:
         )
         return text, details
 
-    def decode_free(self, cross: EncoderOutput, seconds: float) -> FreeDecode:
+    def decode_free(self, cross: EncoderOutput, seconds: float, stop: Stop | None = None) -> FreeDecode:
         """Greedy decoding of an encoded window of `seconds` of audio (`encode` once, reuse)."""
         max_tokens = min(224, int(TOKENS_PER_SECOND * seconds) + 8)
         tokens = np.array([self.prompt], dtype=np.int64)
@@ -292,7 +296,7 @@ class WhisperOnnx:
         no_speech_prob = 0.0
         ended = False
         for step in range(max_tokens):
-            hidden, cache = self.decode(tokens, cache, cross)
+            hidden, cache = self.decode(tokens, cache, cross, stop)
             if step == 0 and self.tokenizer.no_speech is not None:
                 first = _log_softmax(self.logits(hidden[0, :1]))[0]
                 no_speech_prob = float(np.exp(first[self.tokenizer.no_speech]))
@@ -325,6 +329,15 @@ class WhisperOnnx:
 
     def close(self) -> None:
         pass  # sessions and maps are released with the object
+
+
+def _run(session: ort.InferenceSession, feeds: dict[str, np.ndarray], stop: Stop | None) -> list[Any]:
+    try:
+        return list(session.run(None, feeds, run_options(stop)))
+    except Exception as err:
+        if stopped(stop, err):
+            raise Stopped from err
+        raise
 
 
 def _log_softmax(x: np.ndarray) -> np.ndarray:

@@ -55,7 +55,7 @@ class ScriptedRecognizer:
     gap: float = 0.0
     searched: list[object] = field(default_factory=list)
 
-    def transcribe(self, audio: np.ndarray, search: Any = None) -> tuple[str, Any]:
+    def transcribe(self, audio: np.ndarray, search: Any = None, stop: Any = None) -> tuple[str, Any]:
         assert audio.dtype == np.float32 and len(audio) == 16000
         text = self.texts.pop(0)
         if search is None or not self.best_sentence:

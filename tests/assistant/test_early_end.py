@@ -114,10 +114,13 @@ async def test_the_command_is_read_while_spoken_and_the_done_earcon_starts_on_th
         sim.stop()
     stopped = [e for e in events if isinstance(e, VoiceStopped)]
     assert len(stopped) == 1 and stopped[0].reason == "early"
-    # Read while it was spoken: readings of the audio before its end, one at a time.
+    # Read while it was spoken: readings of the audio before its end, one at a time (the file
+    # runs faster than real time, so one of half the command may be given up at the pause).
     heard = [float(str(r.args[0])) for r in caplog.records
              if r.msg.startswith("read the command up to") and isinstance(r.args, tuple)]
-    assert any(h < end_ms for h in heard) and any(h >= end_ms for h in heard)
+    given_up = [float(str(r.args[0])) for r in caplog.records
+                if r.msg.startswith("gave up reading the command up to") and isinstance(r.args, tuple)]
+    assert any(h < end_ms for h in heard + given_up) and any(h >= end_ms for h in heard)
     # The earcon is said as soon as the command is on the broker: before the light confirms,
     # and the spoken answer after it.
     kinds = [(type(e).__name__, getattr(e, "prompt", None), getattr(e, "text", None) is not None)

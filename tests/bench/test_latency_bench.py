@@ -22,15 +22,20 @@ def test_speech_end_ignores_trailing_silence_and_soft_noise() -> None:
 
 def test_summary_counts_only_right_turns_for_latency() -> None:
     rows: list[dict[str, Any]] = [
-        {"right": True, "wrong_publish": False, "publish_ms": 200.0, "confirmation_ms": 260.0},
-        {"right": True, "wrong_publish": False, "publish_ms": 400.0, "confirmation_ms": None},
-        {"right": False, "wrong_publish": True, "publish_ms": None, "confirmation_ms": None},
+        {"right": True, "wrong_publish": False, "publish_ms": 200.0, "confirmation_ms": 260.0,
+         "vad_end_ms": 40.0, "ended_ms": 150.0},
+        {"right": True, "wrong_publish": False, "publish_ms": 400.0, "confirmation_ms": None,
+         "vad_end_ms": 60.0, "ended_ms": None},
+        {"right": False, "wrong_publish": True, "publish_ms": None, "confirmation_ms": None,
+         "vad_end_ms": 900.0, "ended_ms": 990.0},
     ]
     summary = summarize(rows)
     assert summary["accuracy"] == 0.667
     assert summary["wrong_publishes"] == 1
     assert summary["publish_ms"]["median"] == 300.0
     assert summary["confirmation_ms"]["median"] == 260.0
+    assert summary["vad_end_ms"]["median"] == 50.0  # the wrong turn's end does not count
+    assert summary["ended_ms"]["median"] == 150.0
 
 
 def test_the_speaker_is_timed_on_the_real_alsa_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -11,6 +11,7 @@ import pytest
 from device.events import EndNow, SpeechPaused, SpeechSoFar, VoiceStarted, VoiceStopped, to_json
 from device.listening.pipeline import State
 from device.settings import VadSettings
+from models.asr.stop import Stop
 from tests.frontend.test_pipeline import SETTINGS, Driver
 
 EARLY = dataclasses.replace(SETTINGS, early_ms=160, quick_ms=0, redecode_ms=0)
@@ -166,7 +167,7 @@ class _SlowReader:
         self.read: list[int] = []
         self.threads: set[str] = set()
 
-    def __call__(self, heard: SpeechSoFar | SpeechPaused) -> tuple[int, bool]:
+    def __call__(self, heard: SpeechSoFar | SpeechPaused, stop: Stop) -> tuple[int, bool]:
         import threading
         import time
 
@@ -174,6 +175,54 @@ class _SlowReader:
         time.sleep(self.seconds)
         self.read.append(heard.decided_ms)
         return heard.decided_ms, heard.decided_ms > heard.timestamp_ms  # complete once in a pause
+
+
+class _StoppableReader(_SlowReader):
+    """Like the runner: checks its `Stop` between steps of 5 ms."""
+
+    def __call__(self, heard: SpeechSoFar | SpeechPaused, stop: Stop) -> tuple[int, bool]:
+        import time
+
+        started = time.monotonic()
+        while time.monotonic() - started < self.seconds:
+            stop.check()
+            time.sleep(0.005)
+        self.read.append(heard.decided_ms)
+        return heard.decided_ms, heard.decided_ms > heard.timestamp_ms
+
+
+def test_falling_quiet_gives_up_a_reading_of_half_the_command() -> None:
+    asyncio.run(_gives_up())
+
+
+async def _gives_up() -> None:
+    from device.listening.reads import GrowingReads
+
+    reader = _StoppableReader(0.4)
+    reads: GrowingReads[int] = GrowingReads(reader)
+    reads.offer(_offer(480, 480))  # mid-speech, under way
+    await asyncio.sleep(0.05)
+    reads.offer(_offer(600, 600))  # still speaking: waits, the one under way goes on
+    await asyncio.sleep(0.05)
+    assert reads.stopped == 0
+    reads.offer(_offer(600, 632))  # quiet after speech that ran to 600: 480 can't be acted on
+    latest, _ = await reads.covering(_pause(600, 680))
+    assert latest is not None and latest.heard_ms == 632 and latest.complete
+    assert reads.stopped == 1 and reader.read == [632]  # 480 given up, 600 replaced while waiting
+
+
+def test_a_pause_reading_under_way_that_hears_it_all_is_not_given_up() -> None:
+    asyncio.run(_keeps_covering())
+
+
+async def _keeps_covering() -> None:
+    from device.listening.reads import GrowingReads
+
+    reader = _StoppableReader(0.1)
+    reads: GrowingReads[int] = GrowingReads(reader)
+    reads.offer(_offer(480, 512))  # the first quiet window, under way
+    latest, _ = await reads.covering(_pause(480, 560))
+    assert latest is not None and latest.heard_ms == 512 and reads.stopped == 0 and reader.read == [512]
 
 
 def test_one_reading_at_a_time_and_only_the_newest_offer_waits() -> None:

@@ -1,11 +1,13 @@
-"""Two stages replayed from traces: microWakeWord at a low cutoff, openWakeWord confirming.
+"""Two stages replayed from traces: microWakeWord at a low cutoff, a second model confirming.
 
 The runtime rule (models/wake.py `_Word`, models/wake_confirm.py): a first-stage window mean over
 the packaged cutoff `sure` wakes; one over `first_cutoff` but not `sure` wakes only when the
-openWakeWord model of the same phrase scored over `cutoff` in the LOOK_MS before it; an unsure step
-the confirmer turns down sets no refractory, so the next one is checked again. Replayed here from
-the cached traces of both models (the confirmer's trace is its score along the whole clip, as the
-runner's confirmer sees it once woken), so the calibration grid costs no model run.
+confirming model of the same phrase (openWakeWord's, or EfficientWord-Net matching the phrase)
+scored over `cutoff` in the LOOK_MS before it; an unsure step the confirmer turns down sets no
+refractory, so the next one is checked again. Replayed here from the cached traces of both models
+(the confirmer's trace is its score along the clip, as the runner's confirmer sees it once woken;
+traces.py, ewn_traces.py), so the calibration grid costs no model run. `choose` picks per word
+between one stage and each confirmer with the same rule.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ first stage alone: a smaller gain is within one or two clips, not worth a second
 class Rule:
     first_cutoff: float
     cutoff: float
+    model: str = ""
+    """The confirming model as the wake bundle names it: 'oww:<name>' or 'ewn:<phrase>'."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +87,7 @@ class Cascade:
 
     def __init__(self, micro: Sequence[Scored], oww: Sequence[Scored], spec: WakeWordSpec, confirm_name: str, part: str) -> None:
         self.spec = spec
+        self.confirm_name = confirm_name
         by_id = {s.clip.id: s for s in oww}
         pairs = [(m, by_id[m.clip.id]) for m in micro if m.clip.part == part and m.clip.id in by_id]
         self._pos = [(_series(m, o, spec, confirm_name), deadline_ms(m)) for m, o in pairs
@@ -131,7 +136,7 @@ def calibrate(tuning: Cascade, max_per_hour: float) -> CascadePoint | None:
         if first >= tuning.spec.threshold:
             continue
         for cutoff in CONFIRM_GRID:
-            p = tuning.point(Rule(first, cutoff))
+            p = tuning.point(Rule(first, cutoff, tuning.confirm_name))
             if p.per_hour > limit + 1e-9:
                 continue
             # Ties: fewer false wakes, then the higher cutoffs (fewer confirmer wake-ups).
@@ -140,4 +145,15 @@ def calibrate(tuning: Cascade, max_per_hour: float) -> CascadePoint | None:
                 best = p
     if best is None or best.recall < alone.recall + MIN_GAIN:
         return None
+    return best
+
+
+def choose(picks: Sequence[CascadePoint | None]) -> CascadePoint | None:
+    """Per word, of each confirmer's calibrated rule (`calibrate` on its own tuning cascade: same
+    limit, same gain), the one that recalls most of the tuning positives; ties: fewer false
+    wakes, then the first listed (the cheaper). None when no confirmer gains: one stage."""
+    best: CascadePoint | None = None
+    for p in picks:
+        if p is not None and (best is None or (p.recall, -p.false_wakes) > (best.recall, -best.false_wakes)):
+            best = p
     return best
