@@ -96,7 +96,9 @@ class HomeTools:
             return ToolResult(call.call_id, call.name, "error", {"entity_id": entity}, "no state confirmation within 2 s")
         if action == "unlock" and not confirmed:
             return ToolResult(call.call_id, call.name, "needs_confirmation", {"entity_id": entity}, "say yes to unlock")
-        new = {"turn_on": "on", "turn_off": "off"}.get(action, self.state.get(entity, "unknown"))
+        # A lock has no on/off: only lock/unlock move it (the fuzz test found turn_on "unlocking" it).
+        switches = {} if entity.startswith("lock.") else {"turn_on": "on", "turn_off": "off"}
+        new = {**switches, "lock": "locked", "unlock": "unlocked"}.get(action, self.state.get(entity, "unknown"))
         self.state[entity] = new
         return ToolResult(call.call_id, call.name, "ok", {"entity_id": entity, "state": new})
 
