@@ -19,11 +19,13 @@ import argparse
 import asyncio
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+import tomllib
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -104,6 +106,7 @@ class Rig:
         self.config = config
         """The --config given to `voxhome bench e2e`, passed on to `voxhome run` (e.g. [asr] model)."""
         self.broker = Mosquitto(workdir)
+        self._runs = 0
         self.procs: list[subprocess.Popen[str]] = []
         self.cloud_url = ""
         self.published: list[tuple[float, str, str]] = []
@@ -176,10 +179,28 @@ class Rig:
         # The fake cloud checks no key, but the client never connects without one.
         return {**os.environ, "OPENAI_API_KEY": os.environ.get("OPENAI_API_KEY", "bench-not-a-secret")}
 
+    def _run_config(self) -> Path:
+        """The --config for one `voxhome run`: the given one (if any) with a fresh state dir, so no
+        timer from an earlier batch (or from the machine's own /var/lib/voxhome) rings into this one."""
+        self._runs += 1
+        state = self.workdir / f"state-{self._runs}"
+        text = Path(self.config).read_text(encoding="utf-8") if self.config else ""
+        line = f"state_dir = {json.dumps(str(state))}"
+        device = tomllib.loads(text).get("device", None)
+        if isinstance(device, dict) and "state_dir" in device:
+            pass  # the caller chose one
+        elif device is not None:
+            text = re.sub(r"^\[device\][ \t]*$", lambda m: f"{m.group(0)}\n{line}", text, count=1, flags=re.M)
+        else:
+            text = f"[device]\n{line}\n{text}"
+        path = self.workdir / f"config-{self._runs}.toml"
+        path.write_text(text, encoding="utf-8")
+        return path
+
     def run_audio(self, wav: Path, spans: list[tuple[float, float]]) -> list[Observed]:
         """One `voxhome run --audio` over a file of turns → what happened in each span."""
         start = len(self.published)
-        argv = [sys.executable, "-m", "device", *(["--config", self.config] if self.config else []),
+        argv = [sys.executable, "-m", "device", "--config", str(self._run_config()),
                 "run", "--audio", str(wav), "--mqtt", self.broker.url,
                 "--cloud-url", self.cloud_url, "--speaker-wav", str(self.workdir / "speaker.wav")]
         proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=self.env())

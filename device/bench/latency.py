@@ -248,6 +248,8 @@ def _settings(broker: Mosquitto, overrides: dict[str, int]) -> Settings:
     settings = replace_path(settings, "mqtt.host", broker.host)
     settings = replace_path(settings, "mqtt.port", broker.port)
     settings = replace_path(settings, "cloud.enabled", False)
+    # Beside the broker's files, not the machine's /var/lib/voxhome: no timer of another run rings here.
+    settings = replace_path(settings, "device.state_dir", str(broker.conf.parent / "state"))
     for key, value in overrides.items():
         settings = replace_path(settings, key, value)
     return settings

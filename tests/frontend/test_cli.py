@@ -32,7 +32,9 @@ def test_listen_on_a_file_prints_wake_speech_start_speech_end(command_wav: Path,
 def test_run_exits_at_the_end_of_the_file(command_wav: Path, tmp_path: Path) -> None:
     # No broker and no cloud: the speaker still hears, transcribes and answers, then exits.
     config = tmp_path / "config.toml"
-    config.write_text("[mqtt]\nenabled = false\n[cloud]\nenabled = false\n[audio.speaker]\nbackend = 'null'\n")
+    # Its own state dir: a timer another run left in the default one would ring in the middle.
+    config.write_text(f"[device]\nstate_dir = '{tmp_path / 'state'}'\n[mqtt]\nenabled = false\n[cloud]\nenabled = false\n"
+                      "[audio.speaker]\nbackend = 'null'\n")
     result = voxhome("--config", str(config), "run", "--audio", str(command_wav), "--save", str(tmp_path / "utt"))
     assert result.returncode == 0, result.stderr
     events = [json.loads(x) for x in result.stdout.splitlines() if json.loads(x)["type"] not in ("spoke", "speech_pause")]
