@@ -186,13 +186,14 @@ class Rig:
         state = self.workdir / f"state-{self._runs}"
         text = Path(self.config).read_text(encoding="utf-8") if self.config else ""
         line = f"state_dir = {json.dumps(str(state))}"
-        device = tomllib.loads(text).get("device", None)
-        if isinstance(device, dict) and "state_dir" in device:
-            pass  # the caller chose one
-        elif device is not None:
-            text = re.sub(r"^\[device\][ \t]*$", lambda m: f"{m.group(0)}\n{line}", text, count=1, flags=re.M)
-        else:
+        device = tomllib.loads(text).get("device")
+        if device is None:
             text = f"[device]\n{line}\n{text}"
+        elif "state_dir" not in device:  # else the caller chose one
+            text = re.sub(r"^\[device\][ \t]*$", lambda m: f"{m.group(0)}\n{line}", text, count=1, flags=re.M)
+        if "state_dir" not in tomllib.loads(text).get("device", {}):
+            # A [device] table spelled some other way: say so rather than share the machine's state.
+            raise SystemExit(f"voxhome bench e2e: {self.config}: add a state_dir to its [device] table")
         path = self.workdir / f"config-{self._runs}.toml"
         path.write_text(text, encoding="utf-8")
         return path
