@@ -66,6 +66,12 @@ class Case:
     topic: str
     payload: str
     """A substring the command's payload must hold (e.g. '"state": "ON"' or 'OFF')."""
+    more: tuple[tuple[str, str], ...] = ()
+    """Further (topic, payload substring) publishes of the same command: an area's other lights.
+    The publish is timed at the last of them (every light of the room is switched by then)."""
+
+    def expected(self) -> tuple[tuple[str, str], ...]:
+        return ((self.topic, self.payload), *self.more)
 
 
 CASES: tuple[Case, ...] = (
@@ -79,6 +85,8 @@ CASES: tuple[Case, ...] = (
     Case("turn on the bedroom fan", "home/bedroom_fan/set", "ON"),
     Case("activate movie night", "home/scenes/movie_night/set", "ON"),
     Case("turn off the living room lamp", "esphome/livingroom_lamp/set", "OFF"),
+    # Area-wide: the bedroom's two lights, one command; it names its area, so nothing can follow.
+    Case("turn off the lights in the bedroom", "zigbee2mqtt/bedroom_light/set", "OFF", (("cmnd/bedside/POWER", "OFF"),)),
 )
 ENDPOINTERS: dict[str, dict[str, int]] = {
     "ours": {},
@@ -258,7 +266,7 @@ def _settings(broker: Mosquitto, overrides: dict[str, int]) -> Settings:
 def measure(broker: Mosquitto, audio_path: Path, turns: list[Turn], overrides: dict[str, int],
             device: str, speaker_file: Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Run the appliance once over the script; one row per turn, and the run's costs."""
-    client, publishes = _subscribe(broker, {t.case.topic for t in turns})
+    client, publishes = _subscribe(broker, {topic for t in turns for topic, _ in t.case.expected()})
     recorder, speaker, decodes = _Recorder(), _TimedSpeaker(device), _Decodes()
     reads_log = logging.getLogger("device.listening.reads")
     level = reads_log.level
@@ -285,14 +293,13 @@ def measure(broker: Mosquitto, audio_path: Path, turns: list[Turn], overrides: d
         start, end = zero + turn.end_of_speech_s, zero + (turns[i + 1].wake_at_s if i + 1 < len(turns) else 1e9)
         with publishes.lock:
             window = [(t, topic, payload) for t, topic, payload in publishes.seen if zero + turn.wake_at_s <= t < end]
-        hit = next(((t, p) for t, topic, p in window if topic == turn.case.topic and turn.case.payload in p), None)
+        right, wrong, hit = score(turn.case, window)
         heard = next((t for t in speaker.audible if start <= t < end), None)
         stop = next(((t, at) for t, at in recorder.stops if zero + turn.wake_at_s <= t < end), None)
         rows.append({
             "text": turn.case.text, "voice": turn.voice,
-            "right": hit is not None and len(window) == 1,
-            "wrong_publish": any(not (topic == turn.case.topic and turn.case.payload in p) for _, topic, p in window),
-            "publish_ms": None if hit is None else round((hit[0] - start) * 1000, 1),
+            "right": right, "wrong_publish": wrong,
+            "publish_ms": None if hit is None else round((hit - start) * 1000, 1),
             "confirmation_ms": None if heard is None else round((heard - start) * 1000, 1),
             # Where the time goes: the VAD's end of speech against the true one (audio time), and
             # when the utterance was ended (wall) — the rest, to the publish, is reading and acting.
@@ -310,6 +317,16 @@ def measure(broker: Mosquitto, audio_path: Path, turns: list[Turn], overrides: d
         "speaker_audible_s": round(speaker.audible_samples / SAMPLE_RATE, 2),
     }
     return rows, costs
+
+
+def score(case: Case, window: Sequence[tuple[float, str, str]]) -> tuple[bool, bool, float | None]:
+    """One turn's publishes (time, topic, payload): right (every expected one and nothing else),
+    a wrong publish among them, and when the command was done (its last expected publish)."""
+    expected = case.expected()
+    hits = [next((t for t, topic, p in window if topic == want and part in p), None) for want, part in expected]
+    done = None if any(t is None for t in hits) else max(t for t in hits if t is not None)
+    wrong = any(not any(topic == want and part in p for want, part in expected) for _, topic, p in window)
+    return done is not None and len(window) == len(expected), wrong, done
 
 
 def _stats(values: list[float]) -> dict[str, float | None]:

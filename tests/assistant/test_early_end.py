@@ -95,8 +95,22 @@ def test_the_rule_waits_for_a_value_a_longer_sentence_adds() -> None:
     ok, why = acts_early(Choice("act", blinds, "both readings agree"), 0.1, graph.continuations("close the living room blinds"))
     assert not ok and "value" in why
     assert not acts_early(Choice("act", light, "both readings agree"), 1.0, ())[0]  # doubtful audio
-    everywhere = language.understand("turn on the lights")
-    assert not acts_early(Choice("act", everywhere, "both readings agree"), 0.1, ())[0]  # "... in the bedroom"
+    everywhere = language.understand("turn on all the lights")
+    ok, why = acts_early(Choice("act", everywhere, "both readings agree"), 0.1, graph.continuations("turn on all the lights"))
+    assert not ok and "area" in why  # "... in the bedroom"
+    # The speaker's own area has one light: the call names it, the words don't, the area may follow.
+    here = demo_language(area="Kitchen")
+    kitchen = here.understand("turn on the lights")
+    assert kitchen.call is not None and kitchen.call.arguments == {"entity": "light.kitchen_light"}
+    ok, why = acts_early(Choice("act", kitchen, "both readings agree"), 0.1, here.graph().continuations("turn on the lights"))
+    assert not ok and "area" in why
+    # An area-wide command that names its area can't go on: nothing to wait for.
+    bedroom = language.understand("turn on the lights in the bedroom")
+    assert bedroom.call is not None and "entity" not in bedroom.call.arguments
+    assert graph.continuations("turn on the lights in the bedroom") == ()
+    assert acts_early(Choice("act", bedroom, "both readings agree"), 0.1, graph.continuations("turn on the lights in the bedroom"))[0]
+    # ... but only on audio that clearly says it, like a named device.
+    assert not acts_early(Choice("act", bedroom, "both readings agree"), 1.0, ())[0]
     assert graph.continuations("set the thermostat to 19 degrees") == ()
     assert set(graph.continuations("set the thermostat to 19")) >= {" degrees"}
 

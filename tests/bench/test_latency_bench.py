@@ -9,7 +9,15 @@ from typing import Any
 import numpy as np
 import pytest
 
-from device.bench.latency import _alsa_file_pcms, _Recorder, _TimedSpeaker, speech_end, summarize
+from device.bench.latency import (
+    Case,
+    _alsa_file_pcms,
+    _Recorder,
+    _TimedSpeaker,
+    score,
+    speech_end,
+    summarize,
+)
 
 
 def test_speech_end_ignores_trailing_silence_and_soft_noise() -> None:
@@ -64,3 +72,15 @@ def test_vad_lag_leaves_out_the_pre_roll_run_at_the_wake_word() -> None:
     recorder(SpeechProbability(1000, 32, 0.9))
     lag = recorder.vad_lag_ms()
     assert lag["max"] is not None and lag["max"] < 50
+
+
+def test_an_area_command_is_right_only_when_every_light_of_it_is_switched() -> None:
+    room = Case("turn off the lights in the bedroom", "z/bedroom/set", "OFF", (("cmnd/bedside/POWER", "OFF"),))
+    both = [(1.0, "z/bedroom/set", '{"state": "OFF"}'), (1.2, "cmnd/bedside/POWER", "OFF")]
+    assert score(room, both) == (True, False, 1.2)  # done at its last light
+    assert score(room, both[:1]) == (False, False, None)  # one light left on
+    wrong = [*both, (1.3, "cmnd/coffee/POWER", "OFF")]
+    assert score(room, wrong)[:2] == (False, True)
+    assert score(room, [(1.0, "z/bedroom/set", "ON"), both[1]]) == (False, True, None)  # ON is not OFF
+    single = Case("turn on the kitchen light", "z/kitchen/set", "ON")
+    assert score(single, [(2.0, "z/kitchen/set", '{"state": "ON"}')]) == (True, False, 2.0)
