@@ -16,7 +16,6 @@ Everything else goes to the cloud, unless the privacy switch is off, in which ca
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import math
 import time
@@ -69,10 +68,12 @@ Emit = Callable[[object], Awaitable[None]]
 
 
 class Recognizer(Protocol):
-    def transcribe(self, audio: np.ndarray, search: Any = None, stop: Stop | None = None) -> tuple[str, Any]:
-        """Free text, and details whose `grammar` holds the search's best sentences (when given)
-        and whose `mean_logprob` is the free reading's per-token log-probability; `stop` (called
-        from another thread) gives the reading up with `Stopped`."""
+    def transcribe(self, audio: np.ndarray, search: Any = None, stop: Stop | None = None,
+                   search_if: Callable[[str], bool] | None = None) -> tuple[str, Any]:
+        """Free text, and details whose `grammar` holds the search's best sentences (when given,
+        and `search_if(free text)` is true if that is given) and whose `mean_logprob` is the free
+        reading's per-token log-probability; `stop` (called from another thread) gives the
+        reading up with `Stopped`."""
         ...
 
     def prepare(self, graph: Any) -> Any:
@@ -275,55 +276,63 @@ class Assistant:
     def _read_so_far(self, heard: SpeechSoFar | SpeechPaused, stop: Stop) -> tuple[_Reading, bool]:
         """The command so far (the decode worker), and whether the reading is complete.
 
-        The free reading first: when its words are already a whole sentence of the home's grammar,
-        that sentence is the constrained reading too (gap 0: the search can only find it at least
-        as likely), and the search is skipped. Otherwise, in mid-speech the reading stays free (half
-        a command; kept to compare with the next), and in a pause the grammar is searched as before."""
+        When the free words are already a whole sentence of the home's grammar, that sentence is
+        the constrained reading too (gap 0: the search can only find it at least as likely), and
+        the search is skipped. Otherwise, in mid-speech the reading stays free (half a command;
+        kept to compare with the next), and in a pause the grammar is searched on the same encoded
+        audio, straight after the free decode: one pass, not a free reading and then both again."""
         assert self._recognizer is not None and self._language is not None and self._grammars is not None
         audio = pcm16_to_float(heard.audio)
         graph = self._language.graph()
         in_pause = heard.decided_ms > heard.timestamp_ms
         last = self._reads.latest()
         search = self._grammars.ready
-        if in_pause and search is not None and last is not None and last.heard_ms >= heard.timestamp_ms \
-                and last.reading.command is None:
-            # A free reading of all the speech was no home sentence (a garbled "thermostat of 21"):
-            # the search is needed, so one pass makes both readings instead of two.
-            reading = self._read(audio, search, stop)
-            return dataclasses.replace(reading, continuations=graph.continuations(reading.command or "")), True
         started = time.perf_counter()
-        text, details = self._recognizer.transcribe(audio, stop=stop)
-        stop.check()
-        sentence = normalise_words(text)
-        if sentence and graph.accepts(sentence):
-            same = last is not None and last.reading.command == sentence and last.reading.free is not None
-            free = last.reading.free if same and last is not None else self._understand(text)  # hassil: ~50 ms
-            # Only a sentence that acts: a name the home lacks ("the copy maker") is a sentence
-            # too, and there the search must say whether the audio is a known device's name.
-            if free is not None and free.kind in ("tool", "answer", "speaker", "timer") \
-                    and (free.kind != "tool" or free.call is not None):
-                reading = _Reading(text, details, free, sentence, 1.0, choose(free, free, gap=0.0), graph.continuations(sentence))
-                _LOGGER.debug("read a whole home sentence in %.0f ms", 1000 * (time.perf_counter() - started))
-                return reading, True
-        if not in_pause or search is None:
-            return _Reading(text, details, None), False
-        stop.check()  # hassil took its time; the speaker may have fallen quiet since
-        reading = self._read(audio, search, stop)
-        return dataclasses.replace(reading, continuations=graph.continuations(reading.command or "")), True
+        asked: list[str] = []
+        found: list[tuple[str, Decision]] = []
+        meanings: dict[str, Decision | None] = {}
+        searched: list[bool] = []
 
-    def _read(self, audio: np.ndarray, search: Any, stop: Stop) -> _Reading:
-        """Both readings of the audio and the policy's choice (a worker thread: hassil is slow too)."""
-        assert self._recognizer is not None
-        started = time.perf_counter()
-        text, details = self._recognizer.transcribe(audio, search, stop)
+        def needs_search(text: str) -> bool:
+            """Between the free decode and the search (the worker thread): is the free text a
+            whole home sentence that acts? Then no search. If not, search in a pause — and in
+            mid-speech too once the speaker has fallen quiet within this audio: it heard all the
+            speech, so it is the pause's reading, and one pass makes both readings."""
+            asked.append(text)
+            sentence = normalise_words(text)
+            if sentence and graph.accepts(sentence):
+                same = last is not None and last.reading.command == sentence and last.reading.free is not None
+                free = last.reading.free if same and last is not None else self._understand(text)  # hassil: ~50 ms
+                meanings[text] = free
+                # Only a sentence that acts: a name the home lacks ("the copy maker") is a sentence
+                # too, and there the search must say whether the audio is a known device's name.
+                if free is not None and free.kind in ("tool", "answer", "speaker", "timer") \
+                        and (free.kind != "tool" or free.call is not None):
+                    found.append((sentence, free))
+                    return False
+                stop.check()  # hassil took its time; the speaker may have fallen quiet since
+            searched.append(in_pause or self._reads.heard_the_end(heard))
+            return searched[-1]
+
+        text, details = self._recognizer.transcribe(audio, search, stop, search_if=needs_search)
+        stop.check()
+        if not asked:  # no search was offered: no grammar yet, or longer than a command's window
+            needs_search(text)
+            searched = [in_pause and search is not None]  # a pause's reading goes as far as it can
+        if found:
+            sentence, acts = found[0]
+            _LOGGER.debug("read a whole home sentence in %.0f ms", 1000 * (time.perf_counter() - started))
+            return _Reading(text, details, acts, sentence, 1.0, choose(acts, acts, gap=0.0), graph.continuations(sentence)), True
+        if not any(searched):
+            return _Reading(text, details, None), False
         decoded = time.perf_counter()
-        free = self._understand(text)
-        _LOGGER.debug("early reading: decode %.0f ms, understand %.0f ms", 1000 * (decoded - started),
-                      1000 * (time.perf_counter() - decoded))
+        free = meanings[text] if text in meanings else self._understand(text)
+        _LOGGER.debug("read and searched%s in %.0f ms, understood in %.0f ms", "" if in_pause else " (quiet since)",
+                      1000 * (decoded - started), 1000 * (time.perf_counter() - decoded))
         if free is None or not text:
-            return _Reading(text, details, free)
+            return _Reading(text, details, free), True
         command, confidence, choice = self._constrained(details, free)
-        return _Reading(text, details, free, command, confidence, choice)
+        return _Reading(text, details, free, command, confidence, choice, graph.continuations(command or "")), True
 
     async def _process(self, utterance: VoiceStopped) -> None:
         audio = pcm16_to_float(utterance.audio)

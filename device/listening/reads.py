@@ -9,6 +9,9 @@ how soon). A pause then asks for the newest reading that heard all of the speech
 (`covering`): already there, under way, queued, or — when nothing offered covers it — read now.
 A reading of mid-speech audio still under way when the speaker falls quiet is given up
 (models/asr/stop.py): it can never be the one acted on, and the one that can would wait for it.
+One that already heard all the speech is not: it can ask `heard_the_end` and finish as the
+pause's reading (the grammar searched on audio it has already encoded), and the pause's own
+offer, waiting behind it, is then never read.
 """
 
 from __future__ import annotations
@@ -58,12 +61,29 @@ class GrowingReads(Generic[R]):
         self._generation = 0
         self.decodes = 0
         self.skipped = 0
-        """Offers that never got read: a newer one replaced them while the worker was busy."""
+        """Offers that never got read: a newer one replaced them while the worker was busy, or a
+        complete reading that heard all their speech came first."""
         self.stopped = 0
         """Readings of mid-speech audio given up because the speaker fell quiet."""
+        self._speech_end: int | None = None
+        """Where the last pause put the end of speech (None while speaking). Written on the event
+        loop, read by the worker thread (`heard_the_end`): a plain int, swapped whole."""
+        self._changed = asyncio.Event()
+        """Set (and replaced) after each reading: a pause waits for the next one, not the worker's end."""
+
+    def heard_the_end(self, so_far: Source) -> bool:
+        """The speaker has fallen quiet within this offer's audio: its reading, though offered
+        mid-speech, heard all the speech (the worker thread may ask while reading it)."""
+        end = self._speech_end
+        return end is not None and so_far.decided_ms >= end
 
     def offer(self, so_far: Source) -> None:
         """Read this audio now if the worker is free; else it waits, replacing an older wait."""
+        in_pause = so_far.decided_ms > so_far.timestamp_ms
+        if in_pause:
+            self._speech_end = so_far.timestamp_ms
+        elif self._speech_end is not None and so_far.timestamp_ms > self._speech_end:
+            self._speech_end = None  # speaking again
         if self._task is not None and not self._task.done():
             self.skipped += self._queued is not None
             self._queued = so_far
@@ -84,6 +104,7 @@ class GrowingReads(Generic[R]):
         self._generation += 1
         self._reads = []
         self._queued = None
+        self._speech_end = None
 
     def latest(self) -> Read[R] | None:
         return self._reads[-1] if self._reads else None
@@ -106,11 +127,26 @@ class GrowingReads(Generic[R]):
                 # next (what is under way is given up).
                 self.offer(paused)
                 asked = True
-            assert self._task is not None
-            await asyncio.shield(self._task)
+            await self._changed.wait()
         return None, None
 
+    def _signal(self) -> None:
+        """Wake what waits for a reading; the next wait is on a fresh event (a set one would
+        return at once, and a waiting pause would spin without ever yielding)."""
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    def _covered(self, so_far: Source) -> bool:
+        """A complete reading already heard all the speech this offer holds."""
+        return any(r.complete and r.heard_ms >= so_far.timestamp_ms for r in self._reads)
+
     async def _run(self, current: tuple[Source, Stop], generation: int) -> None:
+        try:
+            await self._read_all(current, generation)
+        finally:
+            self._signal()  # a pause waiting for a reading must not outlive the worker
+
+    async def _read_all(self, current: tuple[Source, Stop], generation: int) -> None:
         while True:
             started = time.perf_counter()
             so_far, stop = self._current = current
@@ -129,6 +165,10 @@ class GrowingReads(Generic[R]):
                     self._reads = [*self._reads[-1:], Read(so_far.timestamp_ms, so_far.decided_ms, reading, complete, took)]
                 _LOGGER.debug("read the command up to %d ms in %.0f ms", so_far.decided_ms, took)
             self._current = None
+            self._signal()
+            if self._queued is not None and self._covered(self._queued):
+                self.skipped += 1
+                self._queued = None  # a reading that heard all the speech is already complete
             if self._queued is None:
                 return
             # What waits was offered after the last reset, so it belongs to the current utterance.

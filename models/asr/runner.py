@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -227,9 +228,11 @@ class WhisperOnnx:
 
     # -- free transcription -------------------------------------------------------------------
 
-    def transcribe(self, audio: np.ndarray, search: GrammarSearch | None = None, stop: Stop | None = None) -> tuple[str, Details]:
+    def transcribe(self, audio: np.ndarray, search: GrammarSearch | None = None, stop: Stop | None = None,
+                   search_if: Callable[[str], bool] | None = None) -> tuple[str, Details]:
         """Free transcription; with `search`, also the grammar's best sentences for the same audio
-        (the encoder runs once for both). `stop` (another thread) gives the reading up: `Stopped`."""
+        (the encoder runs once for both) — only when `search_if(free text)` says the free text
+        needs them, if given. `stop` (another thread) gives the reading up: `Stopped`."""
         audio = _check_audio(audio)
         duration = len(audio) / SAMPLE_RATE
         if len(audio) < HOP * 2:
@@ -257,14 +260,15 @@ class WhisperOnnx:
             t2 = time.perf_counter()
             enc_ms += (t1 - t0) * 1000
             dec_ms += (t2 - t1) * 1000
-            if search is not None and len(starts) == 1:
-                # A command is one window; a longer utterance is a question, not a home sentence.
-                grammar = search.search(cross, n_best=3, stop=stop)
-                grammar_ms = (time.perf_counter() - t2) * 1000
             if p_none > NO_SPEECH_THRESHOLD and logprob < LOGPROB_THRESHOLD:
                 _LOGGER.debug("window at %.1f s judged no speech (p=%.2f)", start / SAMPLE_RATE, p_none)
                 ids = []
             texts.append(self.tokenizer.decode(ids).strip().rstrip(",;"))
+            # A command is one window; a longer utterance is a question, not a home sentence.
+            if search is not None and len(starts) == 1 and (search_if is None or search_if(texts[-1])):
+                t2 = time.perf_counter()
+                grammar = search.search(cross, n_best=3, stop=stop)
+                grammar_ms = (time.perf_counter() - t2) * 1000
             tokens += ids
             logprobs.append(logprob)
             no_speech.append(p_none)

@@ -196,3 +196,14 @@ def test_free_decoding_reports_its_sum_and_count(runner: WhisperOnnx) -> None:
     assert details.sum_logprob < 0
     free = runner.decode_free(runner.encode(audio), len(audio) / SAMPLE_RATE)
     assert free.tokens == details.tokens and free.sum_logprob == pytest.approx(details.sum_logprob)
+
+
+def test_a_reading_searches_the_grammar_only_when_its_free_text_asks_for_it(search: GrammarSearch, runner: WhisperOnnx) -> None:
+    audio = command_audio("close the laundry room blinds", TUNING_VOICES[5], seed=5)
+    asked: list[str] = []
+    text, skipped = runner.transcribe(audio, search, search_if=lambda free: asked.append(free) is not None)
+    assert asked == [text] and skipped.grammar == () and skipped.grammar_ms == 0.0
+    again, searched = runner.transcribe(audio, search, search_if=lambda free: True)
+    assert again == text and searched.grammar  # one pass: the same encoded audio, free then searched
+    assert searched.grammar == runner.transcribe(audio, search)[1].grammar
+

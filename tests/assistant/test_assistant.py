@@ -55,10 +55,11 @@ class ScriptedRecognizer:
     gap: float = 0.0
     searched: list[object] = field(default_factory=list)
 
-    def transcribe(self, audio: np.ndarray, search: Any = None, stop: Any = None) -> tuple[str, Any]:
+    def transcribe(self, audio: np.ndarray, search: Any = None, stop: Any = None,
+                   search_if: Any = None) -> tuple[str, Any]:
         assert audio.dtype == np.float32 and len(audio) == 16000
         text = self.texts.pop(0)
-        if search is None or not self.best_sentence:
+        if search is None or not self.best_sentence or (search_if is not None and not search_if(text)):
             return text, Heard()
         self.searched.append(search)
         tokens = (1, 2, 3, 4)

@@ -264,3 +264,38 @@ async def _pause_takes_the_reading_under_way() -> None:
     assert reads.latest() is None
     latest, _ = await reads.covering(_pause(480, 640))  # a new utterance: read again
     assert latest is not None and latest.reading == 640 and reader.read == [480, 512, 640]
+
+
+def test_a_mid_speech_reading_that_heard_it_all_finishes_as_the_pauses_and_the_pause_is_not_read_again() -> None:
+    asyncio.run(_finishes_as_the_pause())
+
+
+async def _finishes_as_the_pause() -> None:
+    import time
+
+    from device.listening.reads import GrowingReads
+
+    class Asking(_SlowReader):
+        """Like the assistant: after its free decode, asks whether the speaker fell quiet
+        within this audio, and if so goes on to the search (complete)."""
+
+        def __call__(self, heard: SpeechSoFar | SpeechPaused, stop: Stop) -> tuple[int, bool]:
+            time.sleep(self.seconds)
+            self.read.append(heard.decided_ms)
+            return heard.decided_ms, heard.decided_ms > heard.timestamp_ms or reads.heard_the_end(heard)
+
+    reader = Asking(0.1)
+    reads: GrowingReads[int] = GrowingReads(reader)
+    reads.offer(_offer(480, 480))  # the last of the speech, under way
+    reads.offer(_offer(480, 512))  # the first quiet window: waits
+    latest, _ = await reads.covering(_pause(480, 640))
+    assert latest is not None and latest.heard_ms == 480 and latest.complete
+    await asyncio.sleep(0.15)
+    assert reader.read == [480] and reads.skipped == 1  # the quiet window's offer was never read
+    # Speaking again: a reading of speech that goes on hasn't heard the end.
+    reads.offer(_offer(700, 700))
+    assert not reads.heard_the_end(_offer(700, 700))
+    reads.reset()
+    reads.offer(_offer(300, 300))
+    assert not reads.heard_the_end(_offer(300, 300))  # a new utterance forgets the last pause
+    await asyncio.sleep(0.15)
