@@ -67,6 +67,10 @@ CONFIRM_TIMEOUT_MS = 6000
 Emit = Callable[[object], Awaitable[None]]
 
 
+WARM_UP = "turn on the warm up lamp"
+"""Matched once at start-up: no home has it, so every path of a miss runs (the unknown-name one too)."""
+
+
 class Recognizer(Protocol):
     def transcribe(self, audio: np.ndarray, search: Any = None, stop: Stop | None = None,
                    search_if: Callable[[str], bool] | None = None) -> tuple[str, Any]:
@@ -217,9 +221,15 @@ class Assistant:
                     await self._emit(Say(prompt="cancelled"))
 
     async def prepare(self) -> None:
-        """Build the home's sentence search now (start-up), not on the first command."""
+        """Build the home's sentence search now (start-up), not on the first command, and run
+        the sentence matcher once: hassil's first miss costs ~180 ms, later ones ~35 ms."""
         if self._grammars is not None:
             await self._grammars.current()
+        if self._language is not None:
+            try:
+                await asyncio.to_thread(self._language.understand, WARM_UP)
+            except Exception:  # each command reports its own failure; start-up goes on
+                _LOGGER.exception("the sentence matcher failed its warm-up")
 
     async def drain(self) -> None:
         """Wait for the utterance in progress (the end of a file run, a clean shutdown); an

@@ -252,3 +252,26 @@ async def test_a_failing_command_is_reported_and_the_assistant_keeps_going() -> 
 )
 def test_yes_or_no(text: str, answer: bool | None) -> None:
     assert yes_or_no(text) is answer
+
+
+async def test_start_up_runs_the_sentence_matcher_once_and_a_failure_there_is_not_fatal(caplog: Any) -> None:
+    from device.assistant import WARM_UP
+
+    h = Harness(ScriptedRecognizer(["Turn on the kitchen light."]))
+    language = h.assistant._language  # noqa: SLF001
+    assert language is not None
+    heard: list[str] = []
+    real = language.understand
+
+    def understand(text: str) -> Any:
+        heard.append(text)
+        if text == WARM_UP:
+            raise RuntimeError("templates exploded")
+        return real(text)
+
+    language.understand = understand  # type: ignore[method-assign]
+    await h.assistant.prepare()
+    assert heard == [WARM_UP] and "warm-up" in caplog.text
+    assert real(WARM_UP).kind != "tool"  # no home has it: nothing could ever be switched by it
+    await h.utter()  # and the service goes on
+    assert [c.name for c, _ in h.tools.calls] == ["turn_on"]
