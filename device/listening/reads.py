@@ -137,8 +137,10 @@ class GrowingReads(Generic[R]):
         self._changed = asyncio.Event()
 
     def _covered(self, so_far: Source) -> bool:
-        """A complete reading already heard all the speech this offer holds."""
-        return any(r.complete and r.heard_ms >= so_far.timestamp_ms for r in self._reads)
+        """A quiet window's offer whose speech a complete reading already heard all of (the rest
+        of its audio is the silence after it). Mid-speech offers are always read: more speech."""
+        in_pause = so_far.decided_ms > so_far.timestamp_ms
+        return in_pause and any(r.complete and r.heard_ms >= so_far.timestamp_ms for r in self._reads)
 
     async def _run(self, current: tuple[Source, Stop], generation: int) -> None:
         try:
