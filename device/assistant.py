@@ -298,51 +298,56 @@ class Assistant:
         last = self._reads.latest()
         search = self._grammars.ready
         started = time.perf_counter()
-        asked: list[str] = []
-        found: list[tuple[str, Decision]] = []
-        meanings: dict[str, Decision | None] = {}
-        searched: list[bool] = []
+        checked: list[tuple[tuple[str, Decision] | None, Decision | None, bool]] = []
+        """The free words checked (the transcriber asks once, between its free decode and the
+        search): their whole acting home sentence, their meaning, whether the search ran."""
 
         def needs_search(text: str) -> bool:
-            """Between the free decode and the search (the worker thread): is the free text a
-            whole home sentence that acts? Then no search. If not, search in a pause — and in
-            mid-speech too once the speaker has fallen quiet within this audio: it heard all the
-            speech, so it is the pause's reading, and one pass makes both readings."""
-            asked.append(text)
-            sentence = normalise_words(text)
-            if sentence and graph.accepts(sentence):
-                same = last is not None and last.reading.command == sentence and last.reading.free is not None
-                free = last.reading.free if same and last is not None else self._understand(text)  # hassil: ~50 ms
-                meanings[text] = free
-                # Only a sentence that acts: a name the home lacks ("the copy maker") is a sentence
-                # too, and there the search must say whether the audio is a known device's name.
-                if free is not None and free.kind in ("tool", "answer", "speaker", "timer") \
-                        and (free.kind != "tool" or free.call is not None):
-                    found.append((sentence, free))
-                    return False
+            acts, meaning = self._whole_sentence(text, last)
+            if meaning is not None:
                 stop.check()  # hassil took its time; the speaker may have fallen quiet since
-            searched.append(in_pause or self._reads.heard_the_end(heard))
-            return searched[-1]
+            # In mid-speech, search too once the speaker has fallen quiet within this audio: it
+            # heard all the speech, so it is the pause's reading, and one pass makes both.
+            search_now = acts is None and (in_pause or self._reads.heard_the_end(heard))
+            checked.append((acts, meaning, search_now))
+            return search_now
 
         text, details = self._recognizer.transcribe(audio, search, stop, search_if=needs_search)
         stop.check()
-        if not asked:  # no search was offered: no grammar yet, or longer than a command's window
-            needs_search(text)
-            searched = [in_pause and search is not None]  # a pause's reading goes as far as it can
-        if found:
-            sentence, acts = found[0]
+        if not checked:  # no search was offered: no grammar yet, or longer than a command's window
+            acts, meaning = self._whole_sentence(text, last)
+            checked.append((acts, meaning, in_pause and search is not None))  # a pause's reading goes as far as it can
+        acts, meaning, searched = checked[0]
+        if acts is not None:
+            sentence, acting = acts
             _LOGGER.debug("read a whole home sentence in %.0f ms", 1000 * (time.perf_counter() - started))
-            return _Reading(text, details, acts, sentence, 1.0, choose(acts, acts, gap=0.0), graph.continuations(sentence)), True
-        if not any(searched):
+            return _Reading(text, details, acting, sentence, 1.0, choose(acting, acting, gap=0.0), graph.continuations(sentence)), True
+        if not searched:
             return _Reading(text, details, None), False
         decoded = time.perf_counter()
-        free = meanings[text] if text in meanings else self._understand(text)
+        free = meaning if meaning is not None else self._understand(text)
         _LOGGER.debug("read and searched%s in %.0f ms, understood in %.0f ms", "" if in_pause else " (quiet since)",
                       1000 * (decoded - started), 1000 * (time.perf_counter() - decoded))
         if free is None or not text:
             return _Reading(text, details, free), True
         command, confidence, choice = self._constrained(details, free)
         return _Reading(text, details, free, command, confidence, choice, graph.continuations(command or "")), True
+
+    def _whole_sentence(self, text: str, last: Any) -> tuple[tuple[str, Decision] | None, Decision | None]:
+        """Free words that are a whole sentence of the home's grammar: (that sentence and its
+        meaning, if it acts; its meaning). Words the grammar doesn't hold aren't parsed here."""
+        assert self._language is not None
+        sentence = normalise_words(text)
+        if not sentence or not self._language.graph().accepts(sentence):
+            return None, None
+        same = last is not None and last.reading.command == sentence and last.reading.free is not None
+        meaning = last.reading.free if same else self._understand(text)  # hassil: ~50 ms
+        # Only a sentence that acts: a name the home lacks ("the copy maker") is a sentence too,
+        # and there the search must say whether the audio is a known device's name.
+        if meaning is not None and meaning.kind in ("tool", "answer", "speaker", "timer") \
+                and (meaning.kind != "tool" or meaning.call is not None):
+            return (sentence, meaning), meaning
+        return None, meaning
 
     async def _process(self, utterance: VoiceStopped) -> None:
         audio = pcm16_to_float(utterance.audio)
