@@ -128,15 +128,23 @@ def _read_confirm(path: Path) -> Confirm | None:
             refs = path.parent / str(rule["references"]) if "references" in rule else None
             if refs is not None and not refs.is_file():
                 raise ModelError("model-missing", f"{path}: the phrase references {refs.name!r} are not in the bundle")
-            return Confirm(float(rule["first_cutoff"]), float(rule["cutoff"]), None, normalize(model[4:]), refs)
+            return Confirm(float(rule["first_cutoff"]), float(rule["cutoff"]), None, normalize(model[4:]), refs,
+                           verify_all=_flag(rule, path))
         oww = oww_models_dir() / f"{model[4:]}.tflite" if model.startswith("oww:") else path.parent / model
         if not oww.is_file():
             raise ModelError("model-missing", f"{path}: the confirming model {model!r} is not installed")
-        return Confirm(float(rule["first_cutoff"]), float(rule["cutoff"]), oww)
+        return Confirm(float(rule["first_cutoff"]), float(rule["cutoff"]), oww, verify_all=_flag(rule, path))
     except (OSError, KeyError, TypeError, AttributeError) as err:
         raise ModelError("model-manifest", f"bad two-stage rule in {path}: {err!r}") from None
     except ValueError as err:
         raise ModelError("model-manifest", f"bad two-stage rule in {path}: {err}") from None
+
+
+def _flag(rule: dict[str, object], path: Path) -> bool:
+    value = rule.get("verify_all", False)
+    if not isinstance(value, bool):
+        raise ModelError("model-manifest", f"bad two-stage rule in {path}: verify_all must be true or false, not {value!r}")
+    return value
 
 
 def _read_micro_manifest(path: Path) -> tuple[Path, str, float, int]:
@@ -286,7 +294,8 @@ class _Word:
         score = sum(self._probs) / len(self._probs)
         if score <= self._floor:
             return None
-        if score <= self.spec.threshold and not self._confirmed(end_ms):
+        verify = score <= self.spec.threshold or (self.spec.confirm is not None and self.spec.confirm.verify_all)
+        if verify and self._confirmer is not None and not self._confirmed(end_ms):
             return None
         self._quiet_until_ms = end_ms + self.spec.refractory_ms
         self._probs.clear()

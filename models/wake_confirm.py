@@ -67,6 +67,10 @@ class Confirm:
     """The phrase's reference embeddings as the wake bundle ships them (.npy, [n, 2048]), so the
     device matches what calibration measured; None: enrolled from the phrase at start-up."""
 
+    verify_all: bool = False
+    """Candidates over the packaged cutoff need the confirming model's yes too (a verifier that
+    knows the near misses the first stage is sure of; `voxhome bench wake` calibrates it)."""
+
     def __post_init__(self) -> None:
         if not 0.0 < self.first_cutoff < 1.0 or not 0.0 < self.cutoff < 1.0:
             raise ValueError("two-stage cutoffs must be between 0 and 1")

@@ -63,14 +63,27 @@ def cutoffs(calibration: dict[str, Any] | None) -> dict[str, float]:
     return {w: float(e["cutoff"]) for w, e in words.items()}
 
 
+def _heads(calibration: dict[str, Any] | None) -> dict[str, Path]:
+    """word → the trained verifier head (models/wake_head.py) its two-stage rule names, as
+    `voxhome bench wake --calibrate` recorded it; a missing file is a clear error."""
+    heads = {w: Path(p) for w, p in (calibration or {}).get("heads", {}).items()}
+    for word, path in heads.items():
+        if not path.is_file():
+            raise ModelError("model-missing", f"the verifier head of {word!r} ({path}) is gone: run voxhome bench wake --calibrate again")
+    return heads
+
+
 def build_key(calibration: dict[str, Any] | None) -> str:
     digest = hashlib.sha256(f"{BUILDER_VERSION}|{json.dumps(calibration, sort_keys=True)}".encode())
+    for word, head in sorted(_heads(calibration).items()):
+        digest.update(f"|head:{word}:{sha256_file(head)}".encode())
     for word in MICRO_BUILTINS:
         digest.update(f"|{word}:{sha256_file(micro_models_dir() / f'{word}.tflite')}".encode())
     return digest.hexdigest()
 
 
 def build_bundle(out: Path, calibration: dict[str, Any] | None, version: str) -> None:
+    heads = _heads(calibration)
     source = micro_models_dir()
     chosen = cutoffs(calibration)
     for word in MICRO_BUILTINS:
@@ -83,6 +96,10 @@ def build_bundle(out: Path, calibration: dict[str, Any] | None, version: str) ->
         if rule is not None:
             # The second stage's rule travels with the word, so an OTA update can change it.
             config["voxhome_confirm"] = _with_references(out, word, rule)
+            head = heads.get(word)
+            if head is not None and rule.get("model") == head.name:
+                # A trained head sits beside the word's manifest, where the rule names it.
+                shutil.copyfile(head, out / head.name)
         (out / f"{word}.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
     if calibration is not None:
         (out / "calibration.json").write_text(json.dumps(calibration, indent=2, sort_keys=True) + "\n", encoding="utf-8")
@@ -146,7 +163,7 @@ def _write_golden(out: Path) -> tuple[Golden, ...]:
 
 
 def ensure_wake_bundle(calibration: dict[str, Any] | None, *, root: Path | None = None, version: str = "1.0.0") -> Path:
-    """The bundle for this calibration, built first if the cache has no complete one."""
+    """The bundle for this calibration (and its trained heads), built first if the cache has no complete one."""
     root = Path(root) if root else cache_root()
     target = root / f"wake-micro-{build_key(calibration)[:16]}"
     if target.is_dir():

@@ -265,3 +265,51 @@ def test_a_calibrated_phrase_confirmer_ships_its_references_in_the_wake_bundle(t
     np.save(bundle / "okay_nabu.ewn.npy", np.zeros((3, 7), np.float32))
     with pytest.raises(ModelError, match=r"expected \[n, 2048\]"):
         WakeWordDetector([resolve_word(WakeWordSettings(model=str(bundle / "okay_nabu.json")))])
+
+
+# -- verifying every candidate (a confirmer that knows the first stage's sure near misses) -----------
+
+
+def test_verify_all_lets_the_confirmer_turn_down_a_sure_first_stage(jarvis_audio: bytes) -> None:
+    one = WakeWordDetector([resolve_word(WakeWordSettings("hey_jarvis", threshold=0.5), two_stage=False)])
+    assert detect(one, jarvis_audio)  # the first stage alone is sure of it
+    spec = resolve_word(WakeWordSettings("hey_jarvis", threshold=0.5))
+    model = oww_models_dir() / "hey_jarvis.tflite"
+    vetoed = WakeWordDetector([dataclasses.replace(spec, confirm=Confirm(0.3, 0.9999, model, verify_all=True))])
+    assert detect(vetoed, jarvis_audio) == []
+    assert vetoed._words["micro"][0].unconfirmed > 0
+    agreed = WakeWordDetector([dataclasses.replace(spec, confirm=Confirm(0.3, 0.05, model, verify_all=True))])
+    assert [d.word for d in detect(agreed, jarvis_audio)] == ["hey_jarvis"]
+
+
+def test_a_bundle_rule_may_verify_all_and_a_bad_flag_is_a_clear_error(tmp_path: Path) -> None:
+    config = json.loads((micro_models_dir() / "alexa.json").read_text())
+    config["model"] = str(micro_models_dir() / config["model"])
+    for flag, ok in ((True, True), (False, True), ("yes", False)):
+        config["voxhome_confirm"] = {"first_cutoff": 0.3, "cutoff": 0.5, "model": "oww:alexa", "verify_all": flag}
+        path = tmp_path / "alexa.json"
+        path.write_text(json.dumps(config))
+        if ok:
+            spec = resolve_word(WakeWordSettings(str(path)))
+            assert spec.confirm is not None and spec.confirm.verify_all is flag
+        else:
+            with pytest.raises(ModelError, match="verify_all must be true or false"):
+                resolve_word(WakeWordSettings(str(path)))
+
+
+def test_calibration_verifies_all_when_that_takes_false_wakes_away_at_the_same_recall() -> None:
+    spec = dataclasses.replace(resolve_word(WakeWordSettings("alexa")), name="w", threshold=0.9, window=1)
+    pos = [_scored(f"p{n}", "wake", "tuning", [0.0] * 5 + [0.95] * 3 + [0.0] * 5, [0.0] * 5 + [0.9] * 3 + [0.0] * 5, 1.0)
+           for n in range(4)]
+    # A near miss the first stage is sure of, which the confirmer knows is not the word.
+    neg = [_scored("n", "near_miss", "tuning", [0.0] * 20 + [0.97] * 3 + [0.0] * 4000, [0.1] * 4023)]
+    items = pos + neg
+    cascade = Cascade(items, items, spec, "oww:w", "tuning")
+    assert cascade.point(None).recall == 1.0 and cascade.point(None).false_wakes == 1
+    pick = calibrate(cascade, max_per_hour=0.5)
+    assert pick is not None and pick.rule is not None and pick.rule.verify_all
+    assert pick.recall == 1.0 and pick.false_wakes == 0
+    # When the confirmer can't tell them apart either, verifying all would only cost recall: no rule.
+    blind = [_scored(s.clip.text, s.clip.kind, "tuning", list(s.trace.probs["w"]), [0.9] * len(s.trace.probs["w"]),
+                     s.trace.wake_end_s) for s in items]
+    assert calibrate(Cascade(blind, blind, spec, "oww:w", "tuning"), max_per_hour=0.5) is None

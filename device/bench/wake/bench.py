@@ -40,6 +40,7 @@ from device.bench.wake.evaluate import (
     plot_det,
 )
 from device.bench.wake.ewn_traces import EwnTraceStore, confirm_name
+from device.bench.wake.heads import head_name
 from device.bench.wake.metrics import Point, hit_times
 from device.bench.wake.traces import TraceStore, builtin_specs, confirming_specs
 from models.wake import WakeWordSpec
@@ -94,6 +95,11 @@ def run(args: argparse.Namespace) -> int:
             err(f"  EfficientWord-Net confirmer: {n + 1}/{len(items)} clips, {ewn_store.windows} windows embedded, "
                 f"{time.monotonic() - started:.0f} s\n")
     ewn_store.close()
+    from device.bench.wake.dataset import voices as part_voices
+    from device.bench.wake.heads import build as build_heads
+
+    heads = build_heads(clips, load, {s.clip.id: s.trace.wake_end_s for s in items},
+                        [v.label for v in part_voices("tuning", args.voices)], [s.name for s in specs], log=err)
     elapsed = time.monotonic() - started
 
     results = {(part, s.name): evaluate(items, s, part) for part in ("tuning", "held_out") for s in specs}
@@ -142,9 +148,9 @@ def run(args: argparse.Namespace) -> int:
     png = plot_det(held, marks, args.png or wake_dir() / "det.png",
                    f"wake words, HELD-OUT voices ({held[0].positives} positives/word, {held[0].hours:.2f} h negatives)")
     out(f"DET curve: {png}\ntraces: {store.root} (index.json lists every clip and its audio)\n")
-    rules = _two_stage(items, {"oww": confirm_items, "ewn": ewn_items}, specs, args.max_per_hour)
+    rules = _two_stage(items, {"oww": confirm_items, "ewn": ewn_items, "head": heads.scored}, specs, args.max_per_hour)
     if args.calibrate:
-        out(_calibrate(results, chosen, specs, size, store.key, args.max_per_hour, args.min_recall, rules))
+        out(_calibrate(results, chosen, specs, size, store.key, args.max_per_hour, args.min_recall, rules, heads.paths))
     if args.end_of_speech:
         from device.bench.wake.dataset import voices
         from device.bench.wake.endpoint import end_of_speech
@@ -161,13 +167,14 @@ def _two_stage(items: list[Scored], confirms: dict[str, list[Scored]], specs: li
     out = sys.stdout.write
     out("\nTWO STAGES (microWakeWord at a low cutoff, a second model of the same phrase confirming what is under "
         "the packaged cutoff: oww = openWakeWord's model, ewn = EfficientWord-Net matching the phrase enrolled from "
-        "the tuning voices; rule calibrated on TUNING: highest recall without more false wakes than one stage, "
-        "gain >= 2 points; * = chosen on TUNING)\n")
+        "the tuning voices, head = a network trained on openWakeWord embeddings of the tuning audio (heads.py; its "
+        "tuning rows are scored out of fold); rule calibrated on TUNING: highest recall without more false wakes than one stage, "
+        "gain >= 2 points, or fewer false wakes at the same recall when 'all' candidates are verified; * = chosen on TUNING)\n")
     out(f"{'word':<12} {'confirm':<5} {'rule (first, confirm)':>22}  {'part':<8} {'one stage @ manifest':>34}  "
         f"{'two stages':>34}  {'confirmer wakes':>15}\n")
     rules: dict[str, Rule] = {}
     for spec in specs:
-        names = {"oww": f"oww:{spec.name}", "ewn": confirm_name(spec.name)}
+        names = {"oww": f"oww:{spec.name}", "ewn": confirm_name(spec.name), "head": head_name(spec.name)}
         cascades = {kind: {part: Cascade(items, scored, spec, names[kind], part) for part in ("tuning", "held_out")}
                     for kind, scored in confirms.items()}
         picks = {kind: calibrate(parts["tuning"], max_per_hour) for kind, parts in cascades.items()}
@@ -176,7 +183,8 @@ def _two_stage(items: list[Scored], confirms: dict[str, list[Scored]], specs: li
             rules[spec.name] = pick.rule
         for kind, parts in cascades.items():
             mine = picks[kind]
-            label = f"{mine.rule.first_cutoff:.2f}, {mine.rule.cutoff:.2f}" if mine and mine.rule else "none (no gain)"
+            label = (f"{'all ' if mine.rule.verify_all else ''}{mine.rule.first_cutoff:.2f}, {mine.rule.cutoff:.2f}"
+                     if mine and mine.rule else "none (no gain)")
             mark = "*" if mine is not None and mine is pick else " "
             for part, cascade in parts.items():
                 alone = cascade.point(None)
@@ -240,12 +248,16 @@ def calibration_record(results: dict[tuple[str, str], WordResult], chosen: dict[
 
 
 def _calibrate(results: dict[tuple[str, str], WordResult], chosen: dict[str, Point | None], specs: list[WakeWordSpec], size: SetSize,
-               models_key: str, max_per_hour: float, min_recall: float, rules: dict[str, Rule]) -> str:
+               models_key: str, max_per_hour: float, min_recall: float, rules: dict[str, Rule],
+               head_paths: dict[str, Path]) -> str:
     from models.wake_factory import default_calibration, ensure_wake_bundle
 
     calibration = calibration_record(results, chosen, specs, size, models_key, max_per_hour, min_recall)
-    calibration["two_stage"] = {w: {"first_cutoff": r.first_cutoff, "cutoff": r.cutoff, "model": r.model}
+    calibration["two_stage"] = {w: {"first_cutoff": r.first_cutoff, "cutoff": r.cutoff, "model": r.model,
+                                    **({"verify_all": True} if r.verify_all else {})}
                                 for w, r in rules.items()}
+    # A trained head travels in the bundle: where to copy it from (not part of the rule).
+    calibration["heads"] = {w: str(head_paths[w]) for w, r in rules.items() if r.model == head_name(w) and w in head_paths}
     kept = sorted(calibration["kept_packaged_cutoff"])
     path = default_calibration()
     tmp = path.with_suffix(".tmp")

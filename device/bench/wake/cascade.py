@@ -34,7 +34,11 @@ class Rule:
     first_cutoff: float
     cutoff: float
     model: str = ""
-    """The confirming model as the wake bundle names it: 'oww:<name>' or 'ewn:<phrase>'."""
+    """The confirming model as the wake bundle names it: 'oww:<name>', 'ewn:<phrase>', or a
+    trained head's file beside the word's manifest ('<word>.head.onnx', models/wake_head.py)."""
+    verify_all: bool = False
+    """Every candidate needs the confirmer's yes, those over the packaged cutoff too: the only
+    way a second stage can take false wakes away (the near misses the first stage is sure of)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +113,8 @@ class Cascade:
         sure = s.means > self.spec.threshold
         if rule is None:
             return sure
+        if rule.verify_all:
+            return (s.means > rule.first_cutoff) & (s.confirm > rule.cutoff)
         return (s.means > min(rule.first_cutoff, self.spec.threshold)) & (sure | (s.confirm > rule.cutoff))
 
     def point(self, rule: Rule | None) -> CascadePoint:
@@ -119,7 +125,8 @@ class Cascade:
         unsure = 0
         if rule is not None:
             # The confirmer wakes on the first unsure step after LOOK_MS without one.
-            t = s.end_ms[(s.means > rule.first_cutoff) & (s.means <= self.spec.threshold)]
+            band = s.means > rule.first_cutoff
+            t = s.end_ms[band if rule.verify_all else band & (s.means <= self.spec.threshold)]
             unsure = int(t.size > 0) + int(np.sum(np.diff(t) > LOOK_MS))
         return CascadePoint(rule, float(np.mean(hits)) if hits else 0.0, wakes, near, self.hours, self.ordinary_hours,
                             unsure / self.hours if self.hours else 0.0)
@@ -128,24 +135,38 @@ class Cascade:
 def calibrate(tuning: Cascade, max_per_hour: float) -> CascadePoint | None:
     """The rule with the highest tuning recall whose false wakes stay within `max_per_hour` or
     the first stage's own rate at its packaged cutoff, whichever is higher (two stages must never
-    wake more often than one). None when no rule beats the first stage by MIN_GAIN."""
+    wake more often than one), kept only if it recalls MIN_GAIN more than the first stage alone.
+    When the first stage alone wakes more often than `max_per_hour`, a rule that verifies every
+    candidate and stays within `max_per_hour` comes first if it loses at most MIN_GAIN of recall
+    (fewer false wakes at the same recall). None when no rule does either."""
     alone = tuning.point(None)
     limit = max(max_per_hour, alone.per_hour)
     best: CascadePoint | None = None
-    for first in FIRST_GRID:
-        if first >= tuning.spec.threshold:
-            continue
-        for cutoff in CONFIRM_GRID:
-            p = tuning.point(Rule(first, cutoff, tuning.confirm_name))
-            if p.per_hour > limit + 1e-9:
+    within: CascadePoint | None = None
+    for verify_all in (False, True):
+        for first in FIRST_GRID:
+            if first >= tuning.spec.threshold:
                 continue
-            # Ties: fewer false wakes, then the higher cutoffs (fewer confirmer wake-ups).
-            key = (p.recall, -p.false_wakes, first, cutoff)
-            if best is None or key > (best.recall, -best.false_wakes, best.rule.first_cutoff, best.rule.cutoff):  # type: ignore[union-attr]
-                best = p
+            for cutoff in CONFIRM_GRID:
+                p = tuning.point(Rule(first, cutoff, tuning.confirm_name, verify_all))
+                if p.per_hour > limit + 1e-9:
+                    continue
+                # Ties: fewer false wakes, then the higher cutoffs (fewer confirmer wake-ups).
+                key = (p.recall, -p.false_wakes, first, cutoff)
+                if best is None or key > _key(best):
+                    best = p
+                if alone.per_hour > max_per_hour >= p.per_hour - 1e-9 and (within is None or key > _key(within)):
+                    within = p
+    if within is not None and within.recall >= alone.recall - MIN_GAIN:
+        return within
     if best is None or best.recall < alone.recall + MIN_GAIN:
         return None
     return best
+
+
+def _key(p: CascadePoint) -> tuple[float, int, float, float]:
+    assert p.rule is not None
+    return (p.recall, -p.false_wakes, p.rule.first_cutoff, p.rule.cutoff)
 
 
 def choose(picks: Sequence[CascadePoint | None]) -> CascadePoint | None:
