@@ -106,3 +106,11 @@ def test_near_misses_split_by_text_and_voices_by_fold() -> None:
     voices = ["a", "b", "c", "d"]
     assert [fold(Clip("speech", "tuning", "x", voice=v), voices) for v in voices] == [0, 1, 0, 1]
     assert {fold(Clip("noise", "tuning", "pink", seed=s), voices) for s in range(0, 8, 2)} == {0, 1}
+
+
+def test_heads_need_two_tuning_voices_for_out_of_fold_scores() -> None:
+    from device.bench.wake.heads import build
+
+    said: list[str] = []
+    heads = build([], lambda c: None, {}, ["espeak-ng:en-us"], ["okay_nabu"], log=said.append)  # type: ignore[arg-type,return-value]
+    assert heads.paths == {} and heads.scored == [] and "at least 2 tuning voices" in said[0]

@@ -148,7 +148,8 @@ def run(args: argparse.Namespace) -> int:
     png = plot_det(held, marks, args.png or wake_dir() / "det.png",
                    f"wake words, HELD-OUT voices ({held[0].positives} positives/word, {held[0].hours:.2f} h negatives)")
     out(f"DET curve: {png}\ntraces: {store.root} (index.json lists every clip and its audio)\n")
-    rules = _two_stage(items, {"oww": confirm_items, "ewn": ewn_items, "head": heads.scored}, specs, args.max_per_hour)
+    confirms = {"oww": confirm_items, "ewn": ewn_items, **({"head": heads.scored} if heads.scored else {})}
+    rules = _two_stage(items, confirms, specs, args.max_per_hour)
     if args.calibrate:
         out(_calibrate(results, chosen, specs, size, store.key, args.max_per_hour, args.min_recall, rules, heads.paths))
     if args.end_of_speech:

@@ -171,6 +171,10 @@ class HeadSet:
 
 def build(clips: Sequence[Clip], load: Callable[[Clip], Audio], wake_end: dict[str, float], tuning_voices: Sequence[str],
           words: Sequence[str], out: Path | None = None, log: Callable[[str], object] | None = None) -> HeadSet:
+    if len(set(tuning_voices)) < 2:
+        if log:
+            log("  verifier heads skipped: out-of-fold scores need at least 2 tuning voices\n")
+        return HeadSet({}, [])
     store = EmbeddingStore()
     silence = store.silence_embedding()
     emb = {c.id: store.get(c, lambda c=c: load(c)) for c in clips}  # type: ignore[misc]
